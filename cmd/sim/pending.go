@@ -65,16 +65,5 @@ by layer and operation, latency, energy, and the verdict against the data plan.`
 		Args:    cobra.ExactArgs(2),
 		RunE:    notYet("report diffs are still being built"),
 	})
-	hub := &cobra.Command{
-		Use:     "hub",
-		GroupID: "tools",
-		Short:   "Run the IoT Hub emulator on its own",
-		Long: `Run the embedded IoT Hub emulator standalone on loopback, for devices and service SDKs under
-test. It prints its endpoints, its CA file and ready-to-use device connection strings.`,
-		Example: `  sim hub
-  sim hub --group-key "$GROUP_KEY" --info hub.json`,
-		Args: cobra.NoArgs,
-		RunE: notYet("the emulator is still being built"),
-	}
-	return []*cobra.Command{run, validate, compare, report, hub}
+	return []*cobra.Command{run, validate, compare, report}
 }
