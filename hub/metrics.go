@@ -4,6 +4,7 @@ import (
 	"net/http"
 
 	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 )
 
@@ -11,7 +12,7 @@ import (
 // person or a script can see what the emulator received without reading logs.
 func metricsHandler(h *Hub) http.Handler {
 	reg := prometheus.NewRegistry()
-	reg.MustRegister(hubCollector{h})
+	reg.MustRegister(hubCollector{h}, collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	return promhttp.HandlerFor(reg, promhttp.HandlerOpts{})
 }
 

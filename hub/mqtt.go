@@ -75,6 +75,11 @@ func newMQTTFront(h *Hub) (*mqttFront, error) {
 	caps.MaximumPacketSize = mqttMaxPacket
 	caps.RetainAvailable = 1 // RETAIN is taken off in OnPacketRead, never stored
 	caps.MinimumProtocolVersion = 3
+	// mochi gives every client an outbound channel of this many slots for
+	// broker-routed publishes; the emulator routes nothing through it (it writes
+	// through mqttSession.send), and the default of 8192 slots costs 64 KB per
+	// connection.
+	caps.MaximumClientWritesPending = 16
 	f.srv = mochi.New(&mochi.Options{
 		Capabilities:             caps,
 		Logger:                   slog.New(slog.DiscardHandler),
