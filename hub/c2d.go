@@ -91,7 +91,7 @@ func (h *Hub) SendC2D(deviceID string, m iothub.Message, opt C2DOptions) (C2DMes
 		return C2DMessage{}, iothub.Errorf(iothub.CodeArgumentInvalid, "iothub-ack %q is not none, positive, negative or full", opt.Ack)
 	}
 	if h.cfg.Throttler != nil {
-		if err := h.cfg.Throttler.Allow(OpC2DSend, id); err != nil {
+		if err := h.cfg.Throttler.Allow(OpC2DSend, id, len(m.Body)); err != nil {
 			return C2DMessage{}, err
 		}
 	}
@@ -227,6 +227,12 @@ func (h *Hub) ReceiveC2D(deviceID string, lockTimeout time.Duration) (*C2DMessag
 	}
 	if lockTimeout <= 0 {
 		lockTimeout = iothub.C2DLockTimeout
+	}
+	if h.cfg.Throttler != nil {
+		if err := h.cfg.Throttler.Allow(OpC2DReceive, iothub.Identity{DeviceID: deviceID}, 0); err != nil {
+			h.reject(iothub.Identity{DeviceID: deviceID}, HTTPS, err)
+			return nil, err
+		}
 	}
 	now := h.now()
 	it.mu.Lock()

@@ -65,7 +65,7 @@ func (h *Hub) Connect(p *Principal, proto Protocol, remote string, closeFn func(
 		return nil, iothub.Errorf(iothub.CodeDeviceNotFound, "%s is not registered", describe(p.Identity))
 	}
 	if h.cfg.Throttler != nil {
-		if err := h.cfg.Throttler.Allow(OpConnect, p.Identity); err != nil {
+		if err := h.cfg.Throttler.Allow(OpConnect, p.Identity, 0); err != nil {
 			h.reject(p.Identity, proto, err)
 			return nil, err
 		}

@@ -201,6 +201,7 @@ type StatsSnapshot struct {
 	Methods         map[string]uint64 // calls, results, timeouts, not_online
 	Twin            map[string]uint64 // gets, reported_patches, desired_updates
 	EventsDropped   uint64
+	Throttle        ThrottleStats
 	StoredMessages  int
 	StoredBytes     uint64
 	ConnectedNow    int
@@ -224,6 +225,9 @@ func (h *Hub) Stats() StatsSnapshot {
 		EventsDropped:  h.events.dropped.Load(),
 		StoredMessages: h.store.Len(),
 		StoredBytes:    h.store.Bytes(),
+	}
+	if ts, ok := h.cfg.Throttler.(interface{ ThrottleStats() ThrottleStats }); ok {
+		out.Throttle = ts.ThrottleStats()
 	}
 	s.mu.Lock()
 	for p, ps := range s.proto {

@@ -46,6 +46,10 @@ type Config struct {
 	// PerDeviceStats keeps message counts per device and protocol in Stats (and
 	// the metrics), which a standalone hub wants and a fleet of thousands does not.
 	PerDeviceStats bool
+	// EventHubsNamespace is the host of the emulator's Event Hubs-compatible REST
+	// endpoint, which signs with its own policies ("RootManageSharedAccessKey"
+	// and "send"); catmsim.servicebus.windows.net by default.
+	EventHubsNamespace string
 	// Throttler, when set, decides whether an operation may proceed now.
 	Throttler Throttler
 	// Logger receives connection and message logs; nothing is logged when nil.
@@ -106,6 +110,7 @@ type Hub struct {
 	mu       sync.RWMutex
 	idents   map[iothub.Identity]*identity
 	policies map[string]*Policy
+	ehKeys   map[string][2][]byte // Event Hubs namespace policies
 	cas      *x509.CertPool
 	nCAs     int
 
@@ -138,6 +143,9 @@ func New(cfg Config) (*Hub, error) {
 	if cfg.MaxDeliveryCount > 100 {
 		return nil, fmt.Errorf("max delivery count %d is above IoT Hub's maximum of 100", cfg.MaxDeliveryCount)
 	}
+	if cfg.EventHubsNamespace == "" {
+		cfg.EventHubsNamespace = "catmsim.servicebus.windows.net"
+	}
 	if cfg.StoreLimit <= 0 {
 		cfg.StoreLimit = 1_000_000
 	}
@@ -152,6 +160,7 @@ func New(cfg Config) (*Hub, error) {
 		store:    newStore(cfg.StoreLimit, cfg.KeepBodies),
 		idents:   map[iothub.Identity]*identity{},
 		policies: map[string]*Policy{},
+		ehKeys:   map[string][2][]byte{},
 		cas:      x509.NewCertPool(),
 	}
 	for _, p := range defaultPolicies {
@@ -165,8 +174,55 @@ func New(cfg Config) (*Hub, error) {
 		}
 		h.policies[p.name] = pol
 	}
+	for _, name := range []string{"RootManageSharedAccessKey", "send"} {
+		var keys [2][]byte
+		for i := range keys {
+			if cfg.GroupKey != nil {
+				keys[i] = derive(cfg.GroupKey, fmt.Sprintf("eventhubs:%s:%d", name, i))
+			} else {
+				keys[i] = randomKey()
+			}
+		}
+		h.ehKeys[name] = keys
+	}
 	return h, nil
 }
+
+// EventHubsConnectionString is the connection string of one of the emulator's
+// Event Hubs policies for an event hub (entity).
+func (h *Hub) EventHubsConnectionString(policy, entity string) (string, error) {
+	keys, ok := h.ehKeys[policy]
+	if !ok {
+		return "", fmt.Errorf("no Event Hubs policy %q (RootManageSharedAccessKey or send)", policy)
+	}
+	return sas.ConnectionString{Endpoint: "sb://" + h.cfg.EventHubsNamespace + "/", SharedAccessKeyName: policy, SharedAccessKey: sas.EncodeKey(keys[0]), EntityPath: entity}.Encode(), nil
+}
+
+// AuthenticateEventHubs checks an Event Hubs SAS token for sending to entity:
+// signed with one of the namespace's policies (skn) and scoped to the
+// namespace or to the entity, with or without a scheme.
+func (h *Hub) AuthenticateEventHubs(token, entity string) (*Principal, error) {
+	v := sas.Verifier{Keys: ehKeyFinder{h}, Now: h.now}
+	t, err := v.Verify(token, h.cfg.EventHubsNamespace+"/"+entity)
+	if err != nil {
+		h.stats.AuthFailures.Add(1)
+		return nil, &AuthError{Err: err}
+	}
+	if t.KeyName == "" {
+		return nil, &AuthError{Err: errors.New("an Event Hubs token must name its policy (skn)")}
+	}
+	return &Principal{Policy: t.KeyName, Method: "sas", Expiry: t.Expiry, Scope: t.Resource}, nil
+}
+
+// ehKeyFinder lets package sas find the Event Hubs policies' keys.
+type ehKeyFinder struct{ h *Hub }
+
+func (k ehKeyFinder) PolicyKeys(name string) ([][]byte, bool) {
+	keys, ok := k.h.ehKeys[name]
+	return [][]byte{keys[0], keys[1]}, ok
+}
+
+func (k ehKeyFinder) IdentityKeys(string, string) ([][]byte, bool) { return nil, false }
 
 // HostName is the hub's name.
 func (h *Hub) HostName() string { return h.cfg.HostName }

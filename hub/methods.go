@@ -80,7 +80,7 @@ func (h *Hub) InvokeMethod(ctx context.Context, id iothub.Identity, name string,
 		responseTimeout = iothub.DefaultMethodResponseTimeout
 	}
 	if h.cfg.Throttler != nil {
-		if err := h.cfg.Throttler.Allow(OpMethod, id); err != nil {
+		if err := h.cfg.Throttler.Allow(OpMethod, id, 0); err != nil {
 			return MethodResult{}, err
 		}
 	}

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"strconv"
+	"strings"
 	"sync"
 	"time"
 
@@ -123,6 +124,64 @@ func (h *Hub) SetEnabled(id iothub.Identity, enabled bool) error {
 	it.mu.Unlock()
 	if !enabled && c != nil {
 		c.kick(iothub.Errorf(iothub.CodeDeviceDisabled, "%s was disabled", describe(id)))
+	}
+	return nil
+}
+
+// UpdateRegistration changes a registered identity's status, keys or
+// thumbprints. ifMatch is its ETag (quoted or not) or "*". Keys left empty keep
+// their value. Disabling closes the identity's connection.
+func (h *Hub) UpdateRegistration(r Registration, ifMatch string) error {
+	it := h.lookup(r.Identity)
+	if it == nil {
+		return iothub.Errorf(iothub.CodeDeviceNotFound, "%s does not exist", describe(r.Identity))
+	}
+	it.mu.Lock()
+	ifMatch = strings.Trim(ifMatch, `"`)
+	if ifMatch != "*" && ifMatch != it.reg.ETag {
+		cur := it.reg.ETag
+		it.mu.Unlock()
+		return iothub.Errorf(iothub.CodePreconditionFailed, "the registry entry's etag is %s, not %s", cur, ifMatch)
+	}
+	if r.Auth != "" {
+		it.reg.Auth = r.Auth
+	}
+	for i := range r.Keys {
+		if len(r.Keys[i]) > 0 {
+			it.reg.Keys[i] = r.Keys[i]
+		}
+		if r.Thumbprints[i] != "" {
+			it.reg.Thumbprints[i] = r.Thumbprints[i]
+		}
+	}
+	it.reg.Enabled = r.Enabled
+	n, _ := strconv.ParseUint(strings.TrimSuffix(strings.TrimPrefix(it.reg.ETag, "AAAAAAAAAA"), "="), 10, 64)
+	it.reg.ETag = etag(n + 1)
+	c := it.conn
+	it.mu.Unlock()
+	if !r.Enabled && c != nil {
+		c.kick(iothub.Errorf(iothub.CodeDeviceDisabled, "%s was disabled", describe(r.Identity)))
+	}
+	return nil
+}
+
+// RemoveModule deletes one module and closes its connection.
+func (h *Hub) RemoveModule(id iothub.Identity) error {
+	if id.ModuleID == "" {
+		return iothub.Errorf(iothub.CodeArgumentInvalid, "no module id given")
+	}
+	h.mu.Lock()
+	it := h.idents[id]
+	delete(h.idents, id)
+	h.mu.Unlock()
+	if it == nil {
+		return iothub.Errorf(iothub.CodeDeviceNotFound, "%s does not exist", describe(id))
+	}
+	it.mu.Lock()
+	c := it.conn
+	it.mu.Unlock()
+	if c != nil {
+		c.kick(iothub.Errorf(iothub.CodeDeviceNotFound, "%s was deleted", describe(id)))
 	}
 	return nil
 }

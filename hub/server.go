@@ -6,6 +6,8 @@ import (
 	"crypto/x509"
 	"errors"
 	"fmt"
+	"io"
+	"log"
 	"net"
 	"net/http"
 	"strconv"
@@ -116,10 +118,7 @@ func Start(ctx context.Context, cfg ServerConfig) (*Server, error) {
 		cancel()
 		return nil, fmt.Errorf("starting the MQTT front end: %w", err)
 	}
-	mux := http.NewServeMux()
-	mux.HandleFunc(WebSocketPath, s.serveWebSocket)
-	mux.HandleFunc("/", s.serveNotFound)
-	s.httpSrv = &http.Server{Handler: mux, ReadHeaderTimeout: cfg.ConnectTimeout, ErrorLog: nil}
+	s.httpSrv = &http.Server{Handler: http.HandlerFunc(s.routeHTTP), ReadHeaderTimeout: cfg.ConnectTimeout, ErrorLog: log.New(io.Discard, "", 0)}
 	if err := s.listen(); err != nil {
 		_ = s.Close(context.Background())
 		return nil, err
@@ -158,6 +157,7 @@ func (s *Server) listen() error {
 		s.httpsPort = port
 		hp := net.JoinHostPort(host, strconv.Itoa(port))
 		s.endpoints.MQTTWS = "wss://" + hp + WebSocketPath
+		s.endpoints.HTTPS = "https://" + hp
 		s.serveHTTPS(l)
 	}
 	if s.cfg.MetricsPort >= 0 {
@@ -284,10 +284,6 @@ func (s *Server) serveWebSocket(w http.ResponseWriter, r *http.Request) {
 	default:
 		_ = ws.Close(websocket.StatusPolicyViolation, "the WebSocket subprotocol must be mqtt")
 	}
-}
-
-func (s *Server) serveNotFound(w http.ResponseWriter, r *http.Request) {
-	http.Error(w, "not found", http.StatusNotFound)
 }
 
 // Endpoints are the emulator's TCP addresses.

@@ -148,13 +148,17 @@ func (s *Store) WaitLen(ctx context.Context, n int) error {
 func (h *Hub) Accept(p *Principal, proto Protocol, m *iothub.Message) error {
 	id := p.Identity
 	size := m.Size()
-	if size > iothub.MaxD2CSize {
-		err := iothub.Errorf(iothub.CodeMessageTooLarge, "message of %d bytes (body, system property values, application property names and values) exceeds IoT Hub's %d-byte limit", size, iothub.MaxD2CSize)
+	limit := iothub.MaxD2CSize
+	if proto == EventHubsHTTPS {
+		limit = maxEventHubsBody // Event Hubs Standard allows 1 MB events
+	}
+	if size > limit {
+		err := iothub.Errorf(iothub.CodeMessageTooLarge, "message of %d bytes (body, system property values, application property names and values) exceeds the %d-byte limit", size, limit)
 		h.reject(id, proto, err)
 		return err
 	}
 	if h.cfg.Throttler != nil {
-		if err := h.cfg.Throttler.Allow(OpD2C, id); err != nil {
+		if err := h.cfg.Throttler.Allow(OpD2C, id, size); err != nil {
 			h.reject(id, proto, err)
 			return err
 		}

@@ -1,6 +1,10 @@
 package hub
 
-import "github.com/catmsim/catmsim/internal/iothub"
+import (
+	"time"
+
+	"github.com/catmsim/catmsim/internal/iothub"
+)
 
 // Op is an operation the hub meters against its quotas.
 type Op int
@@ -22,5 +26,15 @@ const (
 // com.microsoft:device-container-throttled. A throttler may also delay the
 // caller before allowing, which is how the hub shapes a burst.
 type Throttler interface {
-	Allow(op Op, id iothub.Identity) error
+	// Allow is called before each operation; size is the message size for
+	// sends (the daily quota counts messages in 4 KB units) and 0 otherwise.
+	Allow(op Op, id iothub.Identity, size int) error
+}
+
+// ThrottleStats are what a throttler has done, for the hub's stats.
+type ThrottleStats struct {
+	Delayed    uint64        // operations that waited in the shaping queue
+	DelayTotal time.Duration // their summed wait
+	Throttled  uint64        // refused with ThrottlingException (429)
+	OverQuota  uint64        // refused for the daily quota (403)
 }

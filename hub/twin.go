@@ -100,7 +100,7 @@ func withVersion(props map[string]any, v int64) map[string]any {
 // GetTwin returns the device's view of its twin.
 func (c *Conn) GetTwin() ([]byte, error) {
 	if c.h.cfg.Throttler != nil {
-		if err := c.h.cfg.Throttler.Allow(OpTwinRead, c.principal.Identity); err != nil {
+		if err := c.h.cfg.Throttler.Allow(OpTwinRead, c.principal.Identity, 0); err != nil {
 			return nil, err
 		}
 	}
@@ -121,7 +121,7 @@ func (c *Conn) PatchReported(patch []byte) (int64, error) {
 		return 0, iothub.Errorf(iothub.CodeArgumentInvalid, "reported properties patch: %v", err)
 	}
 	if c.h.cfg.Throttler != nil {
-		if err := c.h.cfg.Throttler.Allow(OpTwinUpdate, c.principal.Identity); err != nil {
+		if err := c.h.cfg.Throttler.Allow(OpTwinUpdate, c.principal.Identity, 0); err != nil {
 			return 0, err
 		}
 	}
@@ -226,7 +226,7 @@ func (h *Hub) UpdateTwin(id iothub.Identity, patch []byte, ifMatch string) (Twin
 		return Twin{}, iothub.Errorf(iothub.CodeDeviceNotFound, "%s is not registered", describe(id))
 	}
 	if h.cfg.Throttler != nil {
-		if err := h.cfg.Throttler.Allow(OpTwinUpdate, id); err != nil {
+		if err := h.cfg.Throttler.Allow(OpTwinUpdate, id, 0); err != nil {
 			return Twin{}, err
 		}
 	}
@@ -276,6 +276,45 @@ func (h *Hub) UpdateTwin(id iothub.Identity, patch []byte, ifMatch string) (Twin
 		}
 	}
 	return t, nil
+}
+
+// ReplaceTwin replaces a twin's tags and desired properties (PUT): members
+// absent from the body are removed. Desired subscribers get the whole new
+// desired section.
+func (h *Hub) ReplaceTwin(id iothub.Identity, body []byte, ifMatch string) (Twin, error) {
+	p, err := decodeObject(body)
+	if err != nil {
+		return Twin{}, iothub.Errorf(iothub.CodeArgumentInvalid, "twin: %v", err)
+	}
+	cur, err := h.GetTwin(id)
+	if err != nil {
+		return Twin{}, err
+	}
+	// A replacement is a merge patch that nulls every member the body drops.
+	patch := map[string]any{}
+	tags, _ := p["tags"].(map[string]any)
+	nt := map[string]any{}
+	for k := range cur.Tags {
+		nt[k] = nil
+	}
+	for k, v := range tags {
+		nt[k] = v
+	}
+	patch["tags"] = nt
+	if props, ok := p["properties"].(map[string]any); ok {
+		if desired, ok := props["desired"].(map[string]any); ok {
+			nd := map[string]any{}
+			for k := range cur.Desired {
+				nd[k] = nil
+			}
+			for k, v := range desired {
+				nd[k] = v
+			}
+			patch["properties"] = map[string]any{"desired": nd}
+		}
+	}
+	b, _ := json.Marshal(patch)
+	return h.UpdateTwin(id, b, ifMatch)
 }
 
 // UpdateDesired is UpdateTwin for desired properties only.

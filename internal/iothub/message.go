@@ -322,3 +322,58 @@ func clip(s string) string {
 	}
 	return s
 }
+
+// HTTP header names of the device REST API (spec §4.1). Header names are
+// case-insensitive on the wire; these are the forms the SDKs send.
+const (
+	HeaderMessageID       = "iothub-messageid"
+	HeaderCorrelationID   = "iothub-correlationid"
+	HeaderUserID          = "iothub-userid"
+	HeaderTo              = "iothub-to"
+	HeaderExpiry          = "iothub-expiry"
+	HeaderContentType     = "iothub-contenttype"
+	HeaderContentEncoding = "iothub-contentencoding"
+	HeaderCreationTime    = "iothub-creationtimeutc"
+	HeaderMessageSchema   = "iothub-messageschema"
+	HeaderInterfaceID     = "iothub-interface-id"
+	HeaderComponentName   = "dt-subject"
+	HeaderAck             = "iothub-ack"
+	HeaderSequenceNumber  = "iothub-sequencenumber"
+	HeaderEnqueuedTime    = "iothub-enqueuedtime"
+	HeaderDeliveryCount   = "iothub-deliverycount"
+	HeaderOperation       = "iothub-operation"
+	HeaderErrorCode       = "iothub-errorcode"
+	// HeaderAppPrefix prefixes an application property's name.
+	HeaderAppPrefix = "iothub-app-"
+	// ContentTypeBatch marks a JSON batch of device-to-cloud messages.
+	ContentTypeBatch = "application/vnd.microsoft.iothub.json"
+	// ContentTypeEventHubsBatch marks an Event Hubs REST batch.
+	ContentTypeEventHubsBatch = "application/vnd.microsoft.servicebus.json"
+)
+
+// HeaderFields lists the system property headers with accessors, so that both
+// sides map headers to message fields the same way.
+var HeaderFields = []struct {
+	Header string
+	Get    func(*Message) string
+	Set    func(*Message, string) error
+}{
+	{HeaderMessageID, func(m *Message) string { return m.MessageID }, func(m *Message, v string) error { m.MessageID = v; return nil }},
+	{HeaderCorrelationID, func(m *Message) string { return m.CorrelationID }, func(m *Message, v string) error { m.CorrelationID = v; return nil }},
+	{HeaderUserID, func(m *Message) string { return m.UserID }, func(m *Message, v string) error { m.UserID = v; return nil }},
+	{HeaderTo, func(m *Message) string { return m.To }, func(m *Message, v string) error { m.To = v; return nil }},
+	{HeaderContentType, func(m *Message) string { return m.ContentType }, func(m *Message, v string) error { m.ContentType = v; return nil }},
+	{HeaderContentEncoding, func(m *Message) string { return m.ContentEncoding }, func(m *Message, v string) error { m.ContentEncoding = v; return nil }},
+	{HeaderMessageSchema, func(m *Message) string { return m.MessageSchema }, func(m *Message, v string) error { m.MessageSchema = v; return nil }},
+	{HeaderInterfaceID, func(m *Message) string { return m.InterfaceID }, func(m *Message, v string) error { m.InterfaceID = v; return nil }},
+	{HeaderComponentName, func(m *Message) string { return m.ComponentName }, func(m *Message, v string) error { m.ComponentName = v; return nil }},
+	{HeaderExpiry, func(m *Message) string { return timeOrEmpty(m.ExpiryTime) }, func(m *Message, v string) (err error) { m.ExpiryTime, err = ParseTime(v); return }},
+	{HeaderCreationTime, func(m *Message) string { return timeOrEmpty(m.CreationTime) }, func(m *Message, v string) (err error) { m.CreationTime, err = ParseTime(v); return }},
+}
+
+func timeOrEmpty(t time.Time) string {
+	if t.IsZero() {
+		return ""
+	}
+	return FormatTime(t)
+}
