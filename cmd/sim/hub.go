@@ -40,7 +40,8 @@ func (a *app) hubCommand() *cobra.Command {
 		hostName, listen, groupKey, caFile, infoFile, logFormat string
 		mqttPort, httpsPort, metricsPort                        int
 		devices                                                 []string
-		tlsMin, tlsMax                                          string
+		tlsMin, tlsMax, tier                                    string
+		units                                                   int
 		noResumption, quiet                                     bool
 	)
 	cmd := &cobra.Command{
@@ -54,13 +55,18 @@ free ports otherwise, prints its endpoints, the CA file clients must trust, and 
 connection strings (with GatewayHostName when a port is not the standard one). Any device id is
 admitted: its key derives from the hub's group key, as with a DPS symmetric-key group enrollment,
 so --group-key (or ` + envGroupKey + `) makes every key reproducible. Connections and messages are
-logged on standard error, and Prometheus metrics are served on their own port. Ctrl-C stops it.`,
+logged on standard error, and Prometheus metrics are served on their own port. With --tier the
+emulator throttles like a hub of that tier and unit count: a burst passes, then requests queue
+(latency grows), then they are refused with the hub's throttling answer. Ctrl-C stops it.`,
 		Example: `  # Start it and use the printed connection string in a device
   sim hub
 
   # Reproducible keys and a JSON file for scripts
   sim hub --group-key "$(head -c 32 /dev/urandom | base64)" --info hub.json
   jq -r .device_connection_strings.\"device-1\" hub.json
+
+  # Throttle like a one-unit S1 hub
+  sim hub --tier S1 --units 1
 
   # Trust its CA from Node.js and mosquitto
   NODE_EXTRA_CA_CERTS=/path/from/output/ca.pem node device.js
@@ -91,8 +97,20 @@ logged on standard error, and Prometheus metrics are served on their own port. C
 				return usageErrorf("--log-format must be text or json (got %q)", logFormat)
 			}
 			logger := slog.New(handler)
+			hcfg := hub.Config{HostName: hostName, GroupKey: gk, PerDeviceStats: true, Logger: logger}
+			if tier != "" {
+				t, err := hub.ParseTier(tier)
+				if err != nil {
+					return usageErrorf("--tier: %v", err)
+				}
+				q, err := hub.NewQuota(hub.QuotaConfig{Tier: t, Units: units})
+				if err != nil {
+					return usageErrorf("--tier %s --units %d: %v", tier, units, err)
+				}
+				hcfg.Throttler = q
+			}
 			cfg := hub.ServerConfig{
-				Hub:            hub.Config{HostName: hostName, GroupKey: gk, PerDeviceStats: true, Logger: logger},
+				Hub:            hcfg,
 				ListenHost:     listen,
 				MQTTPort:       mqttPort,
 				HTTPSPort:      httpsPort,
@@ -122,6 +140,8 @@ logged on standard error, and Prometheus metrics are served on their own port. C
 	f.StringVar(&tlsMin, "tls-min", "1.2", "lowest TLS version offered (1.2 or 1.3)")
 	f.StringVar(&tlsMax, "tls-max", "1.3", "highest TLS version offered (1.2 or 1.3)")
 	f.BoolVar(&noResumption, "no-resumption", false, "refuse TLS session resumption, as IoT Hub does")
+	f.StringVar(&tier, "tier", "", "throttle like an IoT Hub of this tier: free, B1, B2, B3, S1, S2 or S3 (default: no throttling)")
+	f.IntVar(&units, "units", 1, "number of units of the --tier")
 	f.StringVar(&logFormat, "log-format", "text", "log format: text or json")
 	f.BoolVarP(&quiet, "quiet", "q", false, "log warnings only, not every connection and message")
 	return cmd
