@@ -1,4 +1,5 @@
-// Package protocols owns the device side: one client per protocol (MQTT, AMQP, HTTPS,
-// Event Hubs REST, generic MQTT) behind one small interface, each dialling through
-// package network so every byte is metered.
+// Package protocols owns the device side: the small interface every virtual
+// device talks through, its optional capabilities, typed errors, credentials and
+// options. Each protocol is a sub-package that dials through package network, so
+// every byte it moves is metered.
 package protocols
