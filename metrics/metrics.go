@@ -52,18 +52,18 @@ func Latencies() []Latency {
 type Count int
 
 const (
-	D2CSent        Count = iota // device-to-cloud messages the hub acknowledged
-	D2CFailed                   // sends that failed
-	C2DReceived                 // cloud-to-device messages devices received
-	C2DSent                     // cloud-to-device messages the cloud side queued
-	MethodCalls                 // direct methods the cloud side invoked
-	MethodFailures              // invocations that failed or timed out
-	TwinOps                     // twin reads and reported patches
-	DesiredUpdates              // desired-property updates devices received
-	Connects                    // connections established
-	ConnectFailures             // connection attempts that failed
-	Reconnects                  // connections after the device's first
-	Sleeps                      // sleep cycles entered
+	D2CSent         Count = iota // device-to-cloud messages the hub acknowledged
+	D2CFailed                    // sends that failed
+	C2DReceived                  // cloud-to-device messages devices received
+	C2DSent                      // cloud-to-device messages the cloud side queued
+	MethodCalls                  // direct methods the cloud side invoked
+	MethodFailures               // invocations that failed or timed out
+	TwinOps                      // twin reads and reported patches
+	DesiredUpdates               // desired-property updates devices received
+	Connects                     // connections established
+	ConnectFailures              // connection attempts that failed
+	Reconnects                   // connections after the device's first
+	Sleeps                       // sleep cycles entered
 	numCounts
 )
 
@@ -137,7 +137,9 @@ const (
 	histDigits  = 3
 )
 
-func newHistogram() *hdrhistogram.Histogram { return hdrhistogram.New(histLowest, histHighest, histDigits) }
+func newHistogram() *hdrhistogram.Histogram {
+	return hdrhistogram.New(histLowest, histHighest, histDigits)
+}
 
 // Run is what one run measures: per-device counters and byte ledgers, and, per
 // group and protocol, latency histograms. Memory is bounded: a device costs its
