@@ -108,27 +108,19 @@ func (s *Store) For(id iothub.Identity) []StoredMessage {
 // WaitFor blocks until cond holds for the kept messages or ctx ends, checking
 // after every accepted message. It is how tests wait for what devices send.
 func (s *Store) WaitFor(ctx context.Context, cond func(msgs []StoredMessage) bool) error {
-	for {
-		s.mu.Lock()
-		ok := cond(s.msgs)
-		ch := s.changed
-		s.mu.Unlock()
-		if ok {
-			return nil
-		}
-		select {
-		case <-ch:
-		case <-ctx.Done():
-			return ctx.Err()
-		}
-	}
+	return s.wait(ctx, func() bool { return cond(s.msgs) })
 }
 
 // WaitLen blocks until the hub has accepted at least n messages in all.
 func (s *Store) WaitLen(ctx context.Context, n int) error {
+	return s.wait(ctx, func() bool { return s.total >= uint64(n) })
+}
+
+// wait re-checks cond, under the store's lock, after every append.
+func (s *Store) wait(ctx context.Context, cond func() bool) error {
 	for {
 		s.mu.Lock()
-		ok := s.total >= uint64(n)
+		ok := cond()
 		ch := s.changed
 		s.mu.Unlock()
 		if ok {

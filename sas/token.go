@@ -7,6 +7,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/catmsim/catmsim/internal/iothub"
 )
 
 const tokenPrefix = "SharedAccessSignature "
@@ -16,76 +18,12 @@ const tokenPrefix = "SharedAccessSignature "
 // Node's encodeUriComponentStrict, Python's urllib.parse.quote(s, safe="") and
 // .NET's WebUtility.UrlEncode for the characters that occur in host names, ids
 // and base64.
-func Encode(s string) string {
-	const hex = "0123456789ABCDEF"
-	n := 0
-	for i := 0; i < len(s); i++ {
-		if !unreserved(s[i]) {
-			n++
-		}
-	}
-	if n == 0 {
-		return s
-	}
-	var b strings.Builder
-	b.Grow(len(s) + 2*n)
-	for i := 0; i < len(s); i++ {
-		c := s[i]
-		if unreserved(c) {
-			b.WriteByte(c)
-			continue
-		}
-		b.WriteByte('%')
-		b.WriteByte(hex[c>>4])
-		b.WriteByte(hex[c&15])
-	}
-	return b.String()
-}
-
-func unreserved(c byte) bool {
-	return 'A' <= c && c <= 'Z' || 'a' <= c && c <= 'z' || '0' <= c && c <= '9' ||
-		c == '-' || c == '_' || c == '.' || c == '~'
-}
+func Encode(s string) string { return iothub.Escape(s) }
 
 // percentDecode undoes %XX escapes and nothing else: a '+' stays a '+', because
 // the hub does not read sr or sig as form data and a client that forgot to
 // encode sig sends a literal '+'.
-func percentDecode(s string) (string, bool) {
-	if !strings.Contains(s, "%") {
-		return s, true
-	}
-	var b strings.Builder
-	b.Grow(len(s))
-	for i := 0; i < len(s); i++ {
-		if s[i] != '%' {
-			b.WriteByte(s[i])
-			continue
-		}
-		if i+2 >= len(s) {
-			return "", false
-		}
-		hi, ok1 := unhex(s[i+1])
-		lo, ok2 := unhex(s[i+2])
-		if !ok1 || !ok2 {
-			return "", false
-		}
-		b.WriteByte(hi<<4 | lo)
-		i += 2
-	}
-	return b.String(), true
-}
-
-func unhex(c byte) (byte, bool) {
-	switch {
-	case '0' <= c && c <= '9':
-		return c - '0', true
-	case 'a' <= c && c <= 'f':
-		return c - 'a' + 10, true
-	case 'A' <= c && c <= 'F':
-		return c - 'A' + 10, true
-	}
-	return 0, false
-}
+func percentDecode(s string) (string, bool) { return iothub.Unescape(s) }
 
 // Signature is base64(HMAC-SHA256(key, rawResource + "\n" + rawExpiry)): the
 // string-to-sign uses the sr and se texts exactly as they appear in the token.
