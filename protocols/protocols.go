@@ -124,7 +124,10 @@ type TwinClient interface {
 }
 
 // StateHandler hears about connection changes the device did not ask for: a
-// drop, a hub-side close, a failed token renewal. err says why.
+// drop, a hub-side close, a failed token renewal. err says why. It also hears,
+// with connected still true, about a cloud-to-device outcome the protocol
+// could not carry (ErrUnsupported: MQTT completes every message). Handlers
+// run on the client's own goroutine, one at a time, and must not call Close.
 type StateHandler func(connected bool, err error)
 
 // StateNotifier reports connection changes.
@@ -145,15 +148,15 @@ type Error struct {
 type Kind int
 
 const (
-	KindOther        Kind = iota
-	KindUnauthorized      // bad, expired or foreign credentials; reconnecting with the same ones will fail again
-	KindThrottled         // the hub throttled the operation; back off and retry
-	KindTooLarge          // the message exceeds the hub's limit; retrying will fail again
-	KindDisconnected      // the connection is gone; reconnect
-	KindTimeout           // no answer in time
-	KindNotFound          // unknown device, or a method target not online
-	KindUnsupported       // the protocol cannot do this
-	KindQuotaExceeded     // the hub's daily quota is used up
+	KindOther         Kind = iota
+	KindUnauthorized       // bad, expired or foreign credentials; reconnecting with the same ones will fail again
+	KindThrottled          // the hub throttled the operation; back off and retry
+	KindTooLarge           // the message exceeds the hub's limit; retrying will fail again
+	KindDisconnected       // the connection is gone; reconnect
+	KindTimeout            // no answer in time
+	KindNotFound           // unknown device, or a method target not online
+	KindUnsupported        // the protocol cannot do this
+	KindQuotaExceeded      // the hub's daily quota is used up
 )
 
 var kindNames = map[Kind]string{
@@ -254,6 +257,10 @@ type Credentials struct {
 	RenewAt  float64
 	// Certificate authenticates with X.509 instead of a key.
 	Certificate *tls.Certificate
+	// Username and Password are sent in CONNECT by the generic MQTT target, for
+	// brokers that want them besides (or instead of) a client certificate.
+	// IoT Hub clients ignore them.
+	Username, Password string
 }
 
 // TLSOptions are the TLS choices devices in the field vary.
