@@ -45,7 +45,10 @@ type ServerConfig struct {
 	// (the standard port first when PreferStandardPorts is set), -1 turns the
 	// listener off.
 	MQTTPort, HTTPSPort, MetricsPort int
-	// PreferStandardPorts tries 8883 and 443 before falling back to free ports.
+	// AMQPPort chooses the AMQP over TLS port the same way (standard: 5671).
+	AMQPPort int
+	// PreferStandardPorts tries 8883, 5671 and 443 before falling back to free
+	// ports.
 	PreferStandardPorts bool
 	// InMemory also serves in-memory listeners that a fleet in the same process
 	// dials without kernel sockets (see Dial).
@@ -76,6 +79,7 @@ type Server struct {
 	cfg   ServerConfig
 
 	mqtt    *mqttFront
+	amqp    *amqpFront
 	httpSrv *http.Server
 	metrics *http.Server
 
@@ -88,6 +92,7 @@ type Server struct {
 	mem       map[string]*memnet.Listener
 	endpoints Endpoints
 	mqttPort  int
+	amqpPort  int
 	httpsPort int
 }
 
@@ -118,6 +123,9 @@ func Start(ctx context.Context, cfg ServerConfig) (*Server, error) {
 		cancel()
 		return nil, fmt.Errorf("starting the MQTT front end: %w", err)
 	}
+	aopts := defaultAMQPOptions()
+	aopts.connectTimeout = cfg.ConnectTimeout
+	s.amqp = newAMQPFront(h, aopts)
 	s.httpSrv = &http.Server{Handler: http.HandlerFunc(s.routeHTTP), ReadHeaderTimeout: cfg.ConnectTimeout, ErrorLog: log.New(io.Discard, "", 0)}
 	if err := s.listen(); err != nil {
 		_ = s.Close(context.Background())
@@ -149,6 +157,15 @@ func (s *Server) listen() error {
 		s.endpoints.MQTT = "mqtts://" + net.JoinHostPort(host, strconv.Itoa(port))
 		s.serveListener(l, s.handleMQTT)
 	}
+	if s.cfg.AMQPPort >= 0 {
+		l, port, err := s.bind(host, s.cfg.AMQPPort, StandardAMQPPort)
+		if err != nil {
+			return fmt.Errorf("AMQP listener: %w", err)
+		}
+		s.amqpPort = port
+		s.endpoints.AMQP = "amqps://" + net.JoinHostPort(host, strconv.Itoa(port))
+		s.serveListener(l, s.handleAMQP)
+	}
 	if s.cfg.HTTPSPort >= 0 {
 		l, port, err := s.bind(host, s.cfg.HTTPSPort, StandardHTTPSPort)
 		if err != nil {
@@ -157,6 +174,7 @@ func (s *Server) listen() error {
 		s.httpsPort = port
 		hp := net.JoinHostPort(host, strconv.Itoa(port))
 		s.endpoints.MQTTWS = "wss://" + hp + WebSocketPath
+		s.endpoints.AMQPWS = "wss://" + hp + WebSocketPath
 		s.endpoints.HTTPS = "https://" + hp
 		s.serveHTTPS(l)
 	}
@@ -170,14 +188,17 @@ func (s *Server) listen() error {
 		s.track(func() { _ = s.metrics.Serve(l) })
 	}
 	if s.cfg.InMemory {
-		for _, name := range []string{"mqtt", "https"} {
+		for _, name := range []string{"mqtt", "amqp", "https"} {
 			l := memnet.Listen("hub-" + name)
 			s.mu.Lock()
 			s.mem[name] = l
 			s.mu.Unlock()
-			if name == "mqtt" {
+			switch name {
+			case "mqtt":
 				s.serveListener(l, s.handleMQTT)
-			} else {
+			case "amqp":
+				s.serveListener(l, s.handleAMQP)
+			default:
 				s.serveHTTPS(l)
 			}
 		}
@@ -256,6 +277,19 @@ func (s *Server) handleMQTT(raw net.Conn) {
 	s.mqtt.serve(tc, MQTT, peerCerts(tc.ConnectionState()))
 }
 
+// handleAMQP runs one AMQP-over-TLS connection: the TLS handshake, the AMQP
+// header and open must all arrive within the connect timeout.
+func (s *Server) handleAMQP(raw net.Conn) {
+	tc := tls.Server(raw, s.tls)
+	_ = tc.SetDeadline(time.Now().Add(s.cfg.ConnectTimeout))
+	if err := tc.HandshakeContext(s.ctx); err != nil {
+		_ = tc.Close()
+		s.Hub.log.Debug("TLS handshake failed", "remote", raw.RemoteAddr().String(), "error", err.Error())
+		return
+	}
+	s.amqp.serve(tc, AMQP, peerCerts(tc.ConnectionState()))
+}
+
 func peerCerts(cs tls.ConnectionState) []*x509.Certificate {
 	if len(cs.PeerCertificates) == 0 {
 		return nil
@@ -263,9 +297,9 @@ func peerCerts(cs tls.ConnectionState) []*x509.Certificate {
 	return cs.PeerCertificates
 }
 
-// serveWebSocket accepts MQTT (and, later, AMQP) over secure WebSockets.
+// serveWebSocket accepts MQTT and AMQP over secure WebSockets.
 func (s *Server) serveWebSocket(w http.ResponseWriter, r *http.Request) {
-	ws, err := websocket.Accept(w, r, &websocket.AcceptOptions{Subprotocols: []string{SubprotocolMQTT}})
+	ws, err := websocket.Accept(w, r, &websocket.AcceptOptions{Subprotocols: []string{SubprotocolMQTT, SubprotocolAMQP}})
 	if err != nil {
 		return // Accept has answered the request
 	}
@@ -281,8 +315,17 @@ func (s *Server) serveWebSocket(w http.ResponseWriter, r *http.Request) {
 		s.wg.Add(1)
 		defer s.wg.Done()
 		s.mqtt.serve(nc, MQTTWebSocket, certs)
+	case SubprotocolAMQP:
+		// AMQP frames are a byte stream over binary messages; a message may
+		// hold any number of frames, so only the frame size is limited.
+		ws.SetReadLimit(-1)
+		nc := websocket.NetConn(s.ctx, ws, websocket.MessageBinary)
+		_ = nc.SetDeadline(time.Now().Add(s.cfg.ConnectTimeout))
+		s.wg.Add(1)
+		defer s.wg.Done()
+		s.amqp.serve(nc, AMQPWebSocket, certs)
 	default:
-		_ = ws.Close(websocket.StatusPolicyViolation, "the WebSocket subprotocol must be mqtt")
+		_ = ws.Close(websocket.StatusPolicyViolation, "the WebSocket subprotocol must be mqtt or AMQPWSB10")
 	}
 }
 
@@ -296,14 +339,17 @@ func (s *Server) Endpoints() Endpoints {
 // MQTTPort is the MQTT listener's port (0 when off).
 func (s *Server) MQTTPort() int { return s.mqttPort }
 
+// AMQPPort is the AMQP listener's port (0 when off).
+func (s *Server) AMQPPort() int { return s.amqpPort }
+
 // HTTPSPort is the HTTPS and WebSocket listener's port (0 when off).
 func (s *Server) HTTPSPort() int { return s.httpsPort }
 
 // Chain is the emulator's certificate chain; its root is what clients trust.
 func (s *Server) Chain() *Chain { return s.chain }
 
-// Dial connects to one of the in-memory listeners ("mqtt" or "https", which
-// also carries WebSockets) without a kernel socket. The server must have been
+// Dial connects to one of the in-memory listeners ("mqtt", "amqp" or "https",
+// which also carries WebSockets) without a kernel socket. The server must have been
 // started with InMemory.
 func (s *Server) Dial(ctx context.Context, listener string) (net.Conn, error) {
 	s.mu.Lock()
@@ -333,6 +379,9 @@ func (s *Server) Close(ctx context.Context) error {
 	}
 	if s.mqtt != nil {
 		s.mqtt.close()
+	}
+	if s.amqp != nil {
+		s.amqp.close()
 	}
 	done := make(chan struct{})
 	go func() {

@@ -11,6 +11,7 @@ import (
 	"os"
 	"path/filepath"
 	"strconv"
+	"strings"
 	"text/tabwriter"
 	"time"
 
@@ -38,7 +39,7 @@ type hubInfo struct {
 func (a *app) hubCommand() *cobra.Command {
 	var (
 		hostName, listen, groupKey, caFile, infoFile, logFormat string
-		mqttPort, httpsPort, metricsPort                        int
+		mqttPort, amqpPort, httpsPort, metricsPort              int
 		devices                                                 []string
 		tlsMin, tlsMax, tier                                    string
 		units                                                   int
@@ -50,8 +51,8 @@ func (a *app) hubCommand() *cobra.Command {
 		Short:   "Run the IoT Hub emulator on its own",
 		Long: `Run the IoT Hub emulator standalone on loopback, for devices and service SDKs under test.
 
-It listens on the standard ports when they are free (MQTT 8883; HTTPS and WebSockets 443) and on
-free ports otherwise, prints its endpoints, the CA file clients must trust, and ready-to-use device
+It listens on the standard ports when they are free (MQTT 8883; AMQP 5671; HTTPS and WebSockets 443)
+and on free ports otherwise, prints its endpoints, the CA file clients must trust, and ready-to-use device
 connection strings (with GatewayHostName when a port is not the standard one). Any device id is
 admitted: its key derives from the hub's group key, as with a DPS symmetric-key group enrollment,
 so --group-key (or ` + envGroupKey + `) makes every key reproducible. Connections and messages are
@@ -113,6 +114,7 @@ emulator throttles like a hub of that tier and unit count: a burst passes, then 
 				Hub:            hcfg,
 				ListenHost:     listen,
 				MQTTPort:       mqttPort,
+				AMQPPort:       amqpPort,
 				HTTPSPort:      httpsPort,
 				MetricsPort:    metricsPort,
 				TLS:            topts,
@@ -120,9 +122,13 @@ emulator throttles like a hub of that tier and unit count: a burst passes, then 
 			}
 			// A port flag left at its standard default means "standard if free";
 			// one the user set must be bound exactly.
-			if !cmd.Flags().Changed("mqtt-port") && !cmd.Flags().Changed("https-port") {
+			if !cmd.Flags().Changed("mqtt-port") && !cmd.Flags().Changed("https-port") && !cmd.Flags().Changed("amqp-port") {
 				cfg.PreferStandardPorts = true
-				cfg.MQTTPort, cfg.HTTPSPort = 0, 0
+				cfg.MQTTPort, cfg.AMQPPort, cfg.HTTPSPort = 0, 0, 0
+			} else if !cmd.Flags().Changed("amqp-port") {
+				// Other ports were chosen: AMQP, left at its default, takes a
+				// free port rather than failing when 5671 is taken.
+				cfg.AMQPPort = 0
 			}
 			return a.runHub(cmd.Context(), cfg, gk, caFile, infoFile, devices, logger)
 		},
@@ -131,6 +137,7 @@ emulator throttles like a hub of that tier and unit count: a burst passes, then 
 	f.StringVar(&hostName, "host-name", "localhost", "the hub's name, used in tokens, MQTT usernames and connection strings")
 	f.StringVar(&listen, "listen", "127.0.0.1", "loopback address to listen on")
 	f.IntVar(&mqttPort, "mqtt-port", hub.StandardMQTTPort, "MQTT over TLS port (0: any free port)")
+	f.IntVar(&amqpPort, "amqp-port", hub.StandardAMQPPort, "AMQP over TLS port (0: any free port, -1: off)")
 	f.IntVar(&httpsPort, "https-port", hub.StandardHTTPSPort, "HTTPS and WebSocket port (0: any free port)")
 	f.IntVar(&metricsPort, "metrics-port", 0, "Prometheus metrics port (0: any free port, -1: off)")
 	f.StringVar(&groupKey, "group-key", "", "base64 group key that device keys derive from (default $"+envGroupKey+", else random)")
@@ -273,6 +280,9 @@ func printHub(w io.Writer, info hubInfo, devices []string) {
 	fmt.Fprintln(w, "Device connection strings (any device id connects; its key derives from the group key):")
 	for _, d := range devices {
 		fmt.Fprintln(w, "  "+info.Devices[d])
+	}
+	if hp, ok := strings.CutPrefix(info.Endpoints.AMQP, "amqps://"); ok && !strings.HasSuffix(hp, ":"+strconv.Itoa(hub.StandardAMQPPort)) {
+		fmt.Fprintln(w, "AMQP devices (the SDKs dial GatewayHostName, port 5671 unless it names one): use GatewayHostName="+hp)
 	}
 	fmt.Fprintln(w, "Trust the CA file in clients (NODE_EXTRA_CA_CERTS, --cafile). Press Ctrl-C to stop.")
 }

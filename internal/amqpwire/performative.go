@@ -389,7 +389,13 @@ func (p *Transfer) Encode(dst []byte) ([]byte, error) {
 	l.uint(p.Handle)
 	l.optUint(p.DeliveryID)
 	l.binary(p.DeliveryTag)
-	l.uintDef(p.MessageFormat, 0)
+	if p.DeliveryID != nil {
+		// The first transfer of a delivery must carry its message-format
+		// (spec §2.7.5); go-amqp refuses one without.
+		l.uint(p.MessageFormat)
+	} else {
+		l.uintDef(p.MessageFormat, 0)
+	}
 	l.boolDef(p.Settled, false)
 	l.boolDef(p.More, false)
 	if p.RcvSettleMode == nil {

@@ -32,6 +32,9 @@ type Message struct {
 	MessageSchema   string    // iothub-message-schema
 
 	Properties []Property
+	// Annotations are the AMQP message annotations that map to none of the
+	// fields above, as text, in the order sent; other protocols have none.
+	Annotations []Property
 }
 
 // Get returns the value of the first application property named name.
