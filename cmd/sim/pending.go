@@ -28,15 +28,6 @@ the scenario is invalid, 105 when interrupted, 106 when the target cannot be rea
 		Args: cobra.ExactArgs(1),
 		RunE: notYet("the scenario engine is still being built"),
 	}
-	validate := &cobra.Command{
-		Use:     "validate <scenario>...",
-		GroupID: "run",
-		Short:   "Check scenario files without running them",
-		Long:    `Check scenario files and report every mistake at once, each with its file, line and column.`,
-		Example: `  sim validate scenarios/*.yaml`,
-		Args:    cobra.MinimumNArgs(1),
-		RunE:    notYet("the scenario parser is still being built"),
-	}
 	compare := &cobra.Command{
 		Use:     "compare <scenario>",
 		GroupID: "run",
@@ -47,23 +38,5 @@ by layer and operation, latency, energy, and the verdict against the data plan.`
 		Args:    cobra.ExactArgs(1),
 		RunE:    notYet("protocol comparison is still being built"),
 	}
-	report := &cobra.Command{
-		Use:     "report",
-		GroupID: "run",
-		Short:   "Merge and compare run reports",
-	}
-	report.AddCommand(&cobra.Command{
-		Use:     "merge <report.json>...",
-		Short:   "Merge per-shard reports into one",
-		Example: `  sim report merge reports/shard-*/report.json -o reports/merged`,
-		Args:    cobra.MinimumNArgs(1),
-		RunE:    notYet("report merging is still being built"),
-	}, &cobra.Command{
-		Use:     "diff <a/report.json> <b/report.json>",
-		Short:   "Show what changed between two runs",
-		Example: `  sim report diff baseline/report.json reports/latest/report.json`,
-		Args:    cobra.ExactArgs(2),
-		RunE:    notYet("report diffs are still being built"),
-	})
-	return []*cobra.Command{run, validate, compare, report}
+	return []*cobra.Command{run, compare, a.reportCommand()}
 }
