@@ -228,3 +228,21 @@ func (h *Hub) Connection(id iothub.Identity) (ConnectionInfo, bool) {
 	}
 	return ci, true
 }
+
+// DisconnectAll closes every live device connection with reason, as a hub
+// failover does; devices reconnect on their own.
+func (h *Hub) DisconnectAll(reason error) {
+	h.mu.RLock()
+	var conns []*Conn
+	for _, it := range h.idents {
+		it.mu.Lock()
+		if it.conn != nil {
+			conns = append(conns, it.conn)
+		}
+		it.mu.Unlock()
+	}
+	h.mu.RUnlock()
+	for _, c := range conns {
+		c.kick(reason)
+	}
+}

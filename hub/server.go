@@ -108,7 +108,7 @@ func Start(ctx context.Context, cfg ServerConfig) (*Server, error) {
 	if cfg.ConnectTimeout <= 0 {
 		cfg.ConnectTimeout = 30 * time.Second
 	}
-	names := append([]string{h.HostName(), "localhost", "127.0.0.1", "::1", cfg.ListenHost}, cfg.ExtraNames...)
+	names := append([]string{h.HostName(), h.cfg.EventHubsNamespace, "localhost", "127.0.0.1", "::1", cfg.ListenHost}, cfg.ExtraNames...)
 	chain, err := NewChain(dedupe(names))
 	if err != nil {
 		return nil, fmt.Errorf("making the emulator's certificates: %w", err)

@@ -244,7 +244,40 @@ func (r *Report) summarize() error {
 }
 
 func projectionNote(d time.Duration) string {
-	return fmt.Sprintf("per-day and per-month figures are projections: bytes measured over %s, scaled to 24 hours and to 30-day months", fmtDuration(d))
+	return fmt.Sprintf("per-day and per-month figures are projections: bytes measured over %s, scaled to 24 hours and to 30-day months, except each device's first connection, which is counted once a month rather than scaled", fmtDuration(d))
+}
+
+// projectedCell is one cell of a device's byte table — a layer, direction and
+// class — per day. Bytes are scaled from the measured time to a day, except
+// the set-up of a device's first connection, which a device that stays
+// connected pays once: scaling a two-minute run's connect to a day would charge
+// it hundreds of times, so it is counted once a month instead. Every other
+// class recurs (telemetry, keep-alives, token renewals, reconnects after
+// drops), and so do the connect bytes of further initial connections, as when
+// HTTPS opens a connection per request: only the average of one initial
+// connection is set aside.
+func projectedCell(d *DeviceRow, l network.Layer, dir network.Direction, c network.Class) float64 {
+	if d.Elapsed <= 0 {
+		return 0
+	}
+	v := float64(d.Bytes.Get(l, dir, c))
+	f := float64(day) / float64(d.Elapsed)
+	if c != network.ClassConnect || d.Connections[network.ReasonInitial] == 0 {
+		return v * f
+	}
+	oneOff := v / float64(d.Connections[network.ReasonInitial])
+	return (v-oneOff)*f + oneOff/daysPerMonth
+}
+
+// projectedLayer is a device's bytes of one layer per day (see projectedCell).
+func projectedLayer(d *DeviceRow, l network.Layer) float64 {
+	var n float64
+	for dir := network.Direction(0); dir < numDirections; dir++ {
+		for c := network.Class(0); c < numClasses; c++ {
+			n += projectedCell(d, l, dir, c)
+		}
+	}
+	return n
 }
 
 // cmpProtocol orders protocols as the catalogue lists them, unknown ones last
@@ -283,10 +316,10 @@ func project(d *DeviceRow, p *ProfileMeta) {
 	if d.Elapsed > 0 {
 		f := float64(day) / float64(d.Elapsed)
 		pr.BytesPerDay = LayerValues{
-			Payload:  float64(d.Bytes.Layer(network.LayerPayload)) * f,
-			Protocol: float64(d.Bytes.Layer(network.LayerProtocol)) * f,
-			TLS:      float64(d.Bytes.Layer(network.LayerTLS)) * f,
-			IP:       float64(d.Bytes.Layer(network.LayerIP)) * f,
+			Payload:  projectedLayer(d, network.LayerPayload),
+			Protocol: projectedLayer(d, network.LayerProtocol),
+			TLS:      projectedLayer(d, network.LayerTLS),
+			IP:       projectedLayer(d, network.LayerIP),
 		}
 		pr.IPBytesPerMonth = pr.BytesPerDay.IP * daysPerMonth
 		var b Billing
@@ -433,15 +466,18 @@ func (r *Report) aggregate(idx []int, profiles map[string]*ProfileMeta, match fu
 		if d.Elapsed <= 0 {
 			continue
 		}
-		f := float64(day) / float64(d.Elapsed)
-		ipUp += float64(sumRow(&d.Bytes[network.LayerIP][network.Up])) * f
-		ipDown += float64(sumRow(&d.Bytes[network.LayerIP][network.Down])) * f
+		both := func(l network.Layer, c network.Class) float64 {
+			return projectedCell(d, l, network.Up, c) + projectedCell(d, l, network.Down, c)
+		}
 		for c := range numClasses {
+			cl := network.Class(c)
+			ipUp += projectedCell(d, network.LayerIP, network.Up, cl)
+			ipDown += projectedCell(d, network.LayerIP, network.Down, cl)
 			ct := &classTotals[c]
-			ct.Payload += float64(d.Bytes.classTotal(network.LayerPayload, c)) * f
-			ct.Protocol += float64(d.Bytes.classTotal(network.LayerProtocol, c)) * f
-			ct.TLS += float64(d.Bytes.classTotal(network.LayerTLS, c)) * f
-			ct.IP += float64(d.Bytes.classTotal(network.LayerIP, c)) * f
+			ct.Payload += both(network.LayerPayload, cl)
+			ct.Protocol += both(network.LayerProtocol, cl)
+			ct.TLS += both(network.LayerTLS, cl)
+			ct.IP += both(network.LayerIP, cl)
 		}
 		for _, c := range connectClasses {
 			connectIP += float64(d.Bytes.classTotal(network.LayerIP, int(c)))

@@ -225,13 +225,13 @@ func (r *Report) observe(m metricdef.Metric, th metricdef.Threshold, hists []*hd
 			if d.Elapsed <= 0 {
 				return 0, false
 			}
-			var n uint64
+			var n float64
 			for _, di := range dirs {
 				for _, c := range classes {
-					n += d.Bytes[layer][di][c]
+					n += projectedCell(d, layer, network.Direction(di), network.Class(c))
 				}
 			}
-			return float64(n) * float64(day) / float64(d.Elapsed), true
+			return n, true
 		})
 	}
 	if lat, ok := strings.CutSuffix(m.Name, "_latency"); ok && slices.Contains(latencyNames, lat) {

@@ -135,6 +135,6 @@ With no target in the scenario, sim starts its embedded hub on loopback: nothing
 	for _, c := range a.pendingCommands() {
 		root.AddCommand(c)
 	}
-	root.AddCommand(a.validateCommand(), a.planCommand(), a.hubCommand(), a.sasCommand(), a.versionCommand())
+	root.AddCommand(a.runCommand(), a.validateCommand(), a.planCommand(), a.hubCommand(), a.sasCommand(), a.versionCommand())
 	return root
 }

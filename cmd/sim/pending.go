@@ -14,20 +14,6 @@ func (a *app) pendingCommands() []*cobra.Command {
 			return withCode(exitUsage, fmt.Errorf("%s is not implemented in this version yet: %s", cmd.CommandPath(), what))
 		}
 	}
-	run := &cobra.Command{
-		Use:     "run <scenario>",
-		GroupID: "run",
-		Short:   "Run a scenario and write its report",
-		Long: `Run a scenario: expand its fleet into devices, connect them over their modelled CAT-M links
-to the target (the embedded hub unless the scenario names another), drive their behaviour for
-the scenario's duration, and write the report. Exits 99 when a threshold is breached, 104 when
-the scenario is invalid, 105 when interrupted, 106 when the target cannot be reached.`,
-		Example: `  sim run scenarios/quickstart.yaml
-  sim run quickstart --duration 30s
-  sim run fleet.yaml --shard 2/8`,
-		Args: cobra.ExactArgs(1),
-		RunE: notYet("the scenario engine is still being built"),
-	}
 	compare := &cobra.Command{
 		Use:     "compare <scenario>",
 		GroupID: "run",
@@ -38,5 +24,5 @@ by layer and operation, latency, energy, and the verdict against the data plan.`
 		Args:    cobra.ExactArgs(1),
 		RunE:    notYet("protocol comparison is still being built"),
 	}
-	return []*cobra.Command{run, compare, a.reportCommand()}
+	return []*cobra.Command{compare, a.reportCommand()}
 }

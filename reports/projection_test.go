@@ -1,0 +1,40 @@
+package reports
+
+import (
+	"math"
+	"testing"
+	"time"
+
+	"github.com/catmsim/catmsim/network"
+)
+
+// TestFirstConnectionIsNotScaled checks the projection's one rule beyond
+// scaling: a device's first connection is a one-off, counted once a month,
+// while connections that recur (one per HTTPS request) scale with time.
+func TestFirstConnectionIsNotScaled(t *testing.T) {
+	tests := []struct {
+		name           string
+		initial        uint64
+		connect, other uint64
+		wantPerDay     float64
+	}{
+		{"stays connected", 1, 6000, 1000, 1000*12 + 6000.0/30},
+		{"a connection per request", 10, 60000, 1000, (1000+60000-6000)*12 + 6000.0/30},
+		{"no connection counted", 0, 6000, 1000, 7000 * 12},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			d := &DeviceRow{Elapsed: 2 * time.Hour}
+			d.Connections[network.ReasonInitial] = tt.initial
+			d.Bytes[network.LayerIP][network.Up][network.ClassConnect] = tt.connect
+			d.Bytes[network.LayerIP][network.Up][network.ClassTelemetry] = tt.other
+			project(d, nil)
+			if got := d.Projected.BytesPerDay.IP; math.Abs(got-tt.wantPerDay) > 1e-6 {
+				t.Fatalf("IP bytes per day %.1f, want %.1f", got, tt.wantPerDay)
+			}
+			if got := d.Projected.IPBytesPerMonth; math.Abs(got-tt.wantPerDay*30) > 1e-3 {
+				t.Fatalf("IP bytes per month %.1f, want %.1f", got, tt.wantPerDay*30)
+			}
+		})
+	}
+}
