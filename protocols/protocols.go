@@ -300,8 +300,11 @@ type Config struct {
 	KeepAlive    time.Duration
 	CleanSession bool
 	QoS          byte
-	// AMQP: the idle-time-out to advertise (the hub sends heartbeats at half of it).
+	// AMQP: the idle-time-out to advertise (the hub sends heartbeats at half of it),
+	// and how the device authenticates ("" chooses AMQPAuthCBS for a key or
+	// token and AMQPAuthNoSASL for a certificate).
 	IdleTimeout time.Duration
+	AMQPAuth    AMQPAuth
 	// HTTPS: open a new TLS connection for every request, as MicroPython's
 	// urequests does, instead of keeping one alive.
 	NewConnectionPerRequest bool
@@ -312,6 +315,26 @@ type Config struct {
 	// "measures/{device}" up and "ack/{device}" down.
 	TopicUp, TopicDown string
 }
+
+// AMQPAuth is how an AMQP device proves who it is; the SDKs differ, and so do
+// the bytes it costs.
+type AMQPAuth string
+
+const (
+	// AMQPAuthCBS: SASL ANONYMOUS, then a SAS token put on $cbs and renewed
+	// there on the live connection (the Node and .NET SDKs' claims-based
+	// security).
+	AMQPAuthCBS AMQPAuth = "cbs"
+	// AMQPAuthPlain: SASL PLAIN with {deviceId}@sas.{hubName} and the SAS token
+	// as password. The connection is bound to that token, so renewing it means
+	// reconnecting.
+	AMQPAuthPlain AMQPAuth = "plain"
+	// AMQPAuthExternal: SASL EXTERNAL, naming the TLS client certificate.
+	AMQPAuthExternal AMQPAuth = "external"
+	// AMQPAuthNoSASL: no SASL layer; the hub takes the TLS client certificate
+	// (the C SDK's X.509 devices).
+	AMQPAuthNoSASL AMQPAuth = "none"
+)
 
 // HTTPClient is what HTTPS-based clients need from the network: a transport
 // that dials over the link and meters every request.
