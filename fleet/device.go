@@ -133,16 +133,20 @@ func (d *device) c2dArrived(m *iothub.Message) {
 // run is the device's life: arrive, connect, work, and reconnect with back-off
 // after drops, outages and sleeps, until ctx ends.
 func (d *device) run(ctx context.Context, started time.Time) {
-	defer d.m.SetState(metrics.StateDone)
 	if !sleepUntil(ctx, started.Add(d.plan.Arrival.D())) {
-		return
+		return // never arrived: it stays waiting
 	}
+	defer d.m.SetState(metrics.StateDone)
+	d.m.Arrived(time.Now())
 	d.link.PowerOn()
 	defer d.link.PowerOff()
 	bo := newBackoff(d.behaviour().Reconnect)
 	if b := d.prof.Behaviour; b != nil && b.Telemetry != nil {
-		// Spread the fleet's first sends over one interval.
-		d.nextSend = time.Now().Add(time.Duration(d.rnd.Int64N(int64(b.Telemetry.Interval.D()) + 1)))
+		// Firmware sends its first reading as soon as it is connected
+		// (connect; loop { read; send; sleep }), within the interval's jitter;
+		// arrivals already spread the fleet.
+		spread := time.Duration(b.Telemetry.Jitter.Fraction() * float64(b.Telemetry.Interval.D()))
+		d.nextSend = time.Now().Add(time.Duration(d.rnd.Int64N(int64(spread) + 1)))
 	}
 	for ctx.Err() == nil {
 		d.m.SetState(metrics.StateConnecting)
@@ -416,6 +420,7 @@ func (d *device) poll(ctx context.Context, p protocols.C2DPoller) {
 	octx, cancel := context.WithTimeout(ctx, opTimeout)
 	defer cancel()
 	for {
+		d.m.Add(metrics.C2DPolls, 1)
 		m, err := p.PollC2D(octx)
 		if err != nil {
 			if ctx.Err() == nil {

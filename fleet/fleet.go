@@ -16,6 +16,7 @@ import (
 	"github.com/catmsim/catmsim/metrics"
 	"github.com/catmsim/catmsim/network"
 	"github.com/catmsim/catmsim/protocols"
+	"github.com/catmsim/catmsim/protocols/amqp"
 	"github.com/catmsim/catmsim/protocols/eventhubs"
 	"github.com/catmsim/catmsim/protocols/genericmqtt"
 	"github.com/catmsim/catmsim/protocols/https"
@@ -27,6 +28,8 @@ import (
 var clients = map[protocols.Protocol]func(protocols.Config) (protocols.Client, error){
 	protocols.MQTT:           func(c protocols.Config) (protocols.Client, error) { return mqtt.New(c) },
 	protocols.MQTTWebSocket:  func(c protocols.Config) (protocols.Client, error) { return mqtt.New(c) },
+	protocols.AMQP:           func(c protocols.Config) (protocols.Client, error) { return amqp.New(c) },
+	protocols.AMQPWebSocket:  func(c protocols.Config) (protocols.Client, error) { return amqp.New(c) },
 	protocols.HTTPS:          func(c protocols.Config) (protocols.Client, error) { return https.New(c) },
 	protocols.EventHubsHTTPS: func(c protocols.Config) (protocols.Client, error) { return eventhubs.New(c) },
 	protocols.GenericMQTT:    func(c protocols.Config) (protocols.Client, error) { return genericmqtt.New(c) },
@@ -111,6 +114,7 @@ func Run(ctx context.Context, p *scenarios.Plan, o Options) (*Result, error) {
 	}
 
 	run := metrics.NewRun(time.Now)
+	run.TrackArrivals()
 	f := &fleet{plan: p, target: t, run: run, log: log, c2dSent: map[string]time.Time{}}
 	devices := make([]*device, 0, p.Len())
 	for d := range p.Devices() {

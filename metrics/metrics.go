@@ -64,11 +64,12 @@ const (
 	ConnectFailures              // connection attempts that failed
 	Reconnects                   // connections after the device's first
 	Sleeps                       // sleep cycles entered
+	C2DPolls                     // HTTPS polls for cloud-to-device messages
 	numCounts
 )
 
 var countNames = [numCounts]string{"d2c_sent", "d2c_failed", "c2d_received", "c2d_sent", "method_calls", "method_failures",
-	"twin_ops", "desired_updates", "connects", "connect_failures", "reconnects", "sleeps"}
+	"twin_ops", "desired_updates", "connects", "connect_failures", "reconnects", "sleeps", "c2d_polls"}
 
 func (c Count) String() string {
 	if c >= 0 && c < numCounts {
@@ -149,12 +150,21 @@ type Run struct {
 	start time.Time
 	now   func() time.Time
 
-	mu      sync.Mutex
-	devices []*Device
-	groups  map[groupKey]*Group
-	errs    map[string]uint64 // error kind → count
-	line    timeline
+	mu       sync.Mutex
+	devices  []*Device
+	groups   map[groupKey]*Group
+	errs     map[string]uint64 // error kind → count
+	line     timeline
+	arrivals atomic.Bool // devices record their arrival (see Device.Arrived)
 }
+
+// TrackArrivals says that every device of the run calls Arrived when it
+// arrives, so a device that never called it never arrived and has measured
+// nothing.
+func (r *Run) TrackArrivals() { r.arrivals.Store(true) }
+
+// TracksArrivals reports whether TrackArrivals was called.
+func (r *Run) TracksArrivals() bool { return r.arrivals.Load() }
 
 type groupKey struct{ group, protocol string }
 
@@ -239,6 +249,7 @@ type Device struct {
 	energy func() network.EnergyReport
 
 	state  atomic.Int32
+	active atomic.Int64 // unix nanoseconds the device arrived; 0: never
 	counts [numCounts]atomic.Uint64
 	seqAck atomic.Int64 // highest telemetry sequence number the hub acknowledged
 	errMu  sync.Mutex
@@ -287,6 +298,23 @@ func (d *Device) Get(c Count) uint64 {
 		return 0
 	}
 	return d.counts[c].Load()
+}
+
+// Arrived records that the device arrived (powered on) at t; its measured
+// time runs from then. Only the first call counts.
+func (d *Device) Arrived(t time.Time) { d.active.CompareAndSwap(0, t.UnixNano()) }
+
+// ActiveFor is how long the device has been measured by end: from its
+// arrival, or 0 if it never arrived.
+func (d *Device) ActiveFor(end time.Time) time.Duration {
+	a := d.active.Load()
+	if a == 0 {
+		return 0
+	}
+	if dur := end.Sub(time.Unix(0, a)); dur > 0 {
+		return dur
+	}
+	return 0
 }
 
 // SetState records where the device is.

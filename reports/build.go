@@ -44,8 +44,16 @@ func Build(in Input) (*Report, error) {
 	r := &Report{SchemaVersion: SchemaVersion, Meta: meta}
 	devs := in.Run.Devices()
 	r.Devices = make([]DeviceRow, len(devs))
+	end := meta.Started.Add(meta.Duration)
 	for i, d := range devs {
-		deviceRow(&r.Devices[i], d, meta.Duration)
+		elapsed := meta.Duration
+		// A device measured from its arrival (the fleet records it) covers
+		// less than the run when it arrived late, and nothing when it never
+		// arrived: it then has no bytes per day, rather than zero.
+		if in.Run.TracksArrivals() {
+			elapsed = min(d.ActiveFor(end), elapsed)
+		}
+		deviceRow(&r.Devices[i], d, elapsed)
 	}
 	slices.SortFunc(r.Devices, func(a, b DeviceRow) int { return a.Index - b.Index })
 

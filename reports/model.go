@@ -53,7 +53,31 @@ type Meta struct {
 	// virtual time instead of running in real time.
 	Projection bool          `json:"projection"`
 	Profiles   []ProfileMeta `json:"profiles"`
-	Thresholds Thresholds    `json:"thresholds"`
+	// Groups carry each group's schedule, when the run knows it, so that
+	// projections replay measured operation costs at the scenario's rates.
+	Groups     []GroupMeta `json:"groups,omitempty"`
+	Thresholds Thresholds  `json:"thresholds"`
+}
+
+// GroupMeta describes a fleet group for projections.
+type GroupMeta struct {
+	Name     string   `json:"name"`
+	Schedule Schedule `json:"schedule"`
+}
+
+// Schedule is how often a group's devices do each operation, per device per
+// day, as the scenario sets it. Zero means the scenario does not schedule it.
+type Schedule struct {
+	Telemetry     float64 `json:"telemetry_per_day,omitempty"`      // messages
+	C2D           float64 `json:"c2d_per_day,omitempty"`            // messages received
+	C2DPolls      float64 `json:"c2d_polls_per_day,omitempty"`      // HTTPS polls
+	Methods       float64 `json:"methods_per_day,omitempty"`        // calls answered
+	Twin          float64 `json:"twin_per_day,omitempty"`           // desired updates received and reported patches
+	TokenRenewals float64 `json:"token_renewals_per_day,omitempty"` // MQTT reconnects to renew a token
+	// Connections is how many connections a device opens a day when it opens
+	// them as part of its work (HTTPS without keep-alive: one per request);
+	// zero for devices that stay connected.
+	Connections float64 `json:"connections_per_day,omitempty"`
 }
 
 // ProfileMeta is what a report needs to know about a device profile.
@@ -168,6 +192,10 @@ type DeviceProjection struct {
 	// BatteryLifeDays is the battery's life at the device's mean draw
 	// (absent when nothing was drawn).
 	BatteryLifeDays float64 `json:"battery_life_days,omitempty"`
+
+	// cells is the projected bytes per day of every layer, direction and
+	// class, from which the figures above and the class tables are summed.
+	cells *[numLayers][numDirections][numClasses]float64
 }
 
 // LayerValues is one number per layer.

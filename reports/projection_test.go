@@ -5,6 +5,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/catmsim/catmsim/metrics"
 	"github.com/catmsim/catmsim/network"
 )
 
@@ -28,7 +29,7 @@ func TestFirstConnectionIsNotScaled(t *testing.T) {
 			d.Connections[network.ReasonInitial] = tt.initial
 			d.Bytes[network.LayerIP][network.Up][network.ClassConnect] = tt.connect
 			d.Bytes[network.LayerIP][network.Up][network.ClassTelemetry] = tt.other
-			project(d, nil)
+			project(d, nil, nil)
 			if got := d.Projected.BytesPerDay.IP; math.Abs(got-tt.wantPerDay) > 1e-6 {
 				t.Fatalf("IP bytes per day %.1f, want %.1f", got, tt.wantPerDay)
 			}
@@ -36,5 +37,36 @@ func TestFirstConnectionIsNotScaled(t *testing.T) {
 				t.Fatalf("IP bytes per month %.1f, want %.1f", got, tt.wantPerDay*30)
 			}
 		})
+	}
+}
+
+// TestScheduledOperationsAreReplayed checks that an operation the run caught
+// only a few times is projected at the scenario's rate, not the run's.
+func TestScheduledOperationsAreReplayed(t *testing.T) {
+	d := &DeviceRow{Elapsed: 2 * time.Minute}
+	d.Connections[network.ReasonInitial] = 1
+	d.Bytes[network.LayerIP][network.Up][network.ClassConnect] = 6000
+	d.Bytes[network.LayerIP][network.Up][network.ClassTelemetry] = 2 * 300 // two sends of 300 B
+	d.Bytes[network.LayerIP][network.Up][network.ClassKeepAlive] = 100
+	d.Counts[metrics.D2CSent] = 2
+	project(d, nil, &Schedule{Telemetry: 288}) // every 5 minutes
+	want := 300*288 + 100*720 + 6000.0/30
+	if got := d.Projected.BytesPerDay.IP; math.Abs(got-want) > 1e-6 {
+		t.Fatalf("IP bytes per day %.1f, want %.1f", got, want)
+	}
+	if got := projectedCell(d, network.LayerIP, network.Up, network.ClassTelemetry); got != 300*288 {
+		t.Fatalf("telemetry per day %.1f", got)
+	}
+}
+
+func TestConnectionsPerRequestRecur(t *testing.T) {
+	d := &DeviceRow{Elapsed: time.Minute}
+	d.Connections[network.ReasonInitial] = 1
+	d.Bytes[network.LayerIP][network.Up][network.ClassConnect] = 5000
+	d.Counts[metrics.D2CSent] = 1
+	d.Bytes[network.LayerIP][network.Up][network.ClassTelemetry] = 700
+	project(d, nil, &Schedule{Telemetry: 144, Connections: 144})
+	if got, want := d.Projected.BytesPerDay.IP, float64(144*(5000+700)); got != want {
+		t.Fatalf("IP bytes per day %.0f, want %.0f", got, want)
 	}
 }

@@ -167,11 +167,15 @@ func (r *Report) summarize() error {
 	for i := range r.Meta.Profiles {
 		profiles[r.Meta.Profiles[i].Name] = &r.Meta.Profiles[i]
 	}
+	schedules := map[string]*Schedule{}
+	for i := range r.Meta.Groups {
+		schedules[r.Meta.Groups[i].Name] = &r.Meta.Groups[i].Schedule
+	}
 	for i := range r.Devices {
-		project(&r.Devices[i], profiles[r.Devices[i].Profile])
+		project(&r.Devices[i], profiles[r.Devices[i].Profile], schedules[r.Devices[i].Group])
 	}
 
-	s := Summary{Devices: len(r.Devices), Projection: projectionNote(r.Meta.Duration)}
+	s := Summary{Devices: len(r.Devices), Projection: projectionNote(r.Meta.Duration, len(r.Meta.Groups) > 0)}
 	for i := range r.Devices {
 		d := &r.Devices[i]
 		for _, l := range network.Layers() {
@@ -243,30 +247,110 @@ func (r *Report) summarize() error {
 	return nil
 }
 
-func projectionNote(d time.Duration) string {
+func projectionNote(d time.Duration, scheduled bool) string {
+	if scheduled {
+		return fmt.Sprintf("per-day and per-month figures are projections: the cost of each operation measured over %s, replayed at the scenario's schedule over 24 hours and 30-day months; keep-alives and reconnects scale with time, and each device's first connection is counted once a month", fmtDuration(d))
+	}
 	return fmt.Sprintf("per-day and per-month figures are projections: bytes measured over %s, scaled to 24 hours and to 30-day months, except each device's first connection, which is counted once a month rather than scaled", fmtDuration(d))
 }
 
 // projectedCell is one cell of a device's byte table — a layer, direction and
-// class — per day. Bytes are scaled from the measured time to a day, except
-// the set-up of a device's first connection, which a device that stays
-// connected pays once: scaling a two-minute run's connect to a day would charge
-// it hundreds of times, so it is counted once a month instead. Every other
-// class recurs (telemetry, keep-alives, token renewals, reconnects after
-// drops), and so do the connect bytes of further initial connections, as when
-// HTTPS opens a connection per request: only the average of one initial
-// connection is set aside.
+// class — per day, as project computed it.
 func projectedCell(d *DeviceRow, l network.Layer, dir network.Direction, c network.Class) float64 {
-	if d.Elapsed <= 0 {
+	if d.Projected.cells == nil {
 		return 0
 	}
-	v := float64(d.Bytes.Get(l, dir, c))
-	f := float64(day) / float64(d.Elapsed)
-	if c != network.ClassConnect || d.Connections[network.ReasonInitial] == 0 {
-		return v * f
+	return d.Projected.cells[l][dir][c]
+}
+
+// projectCells fills d's projected bytes per day for every cell. The rules,
+// in order:
+//
+//   - A device that opens connections as part of its work (HTTPS without
+//     keep-alive, one per request) pays its measured cost per connection at
+//     the schedule's rate of connections.
+//   - Otherwise the set-up of a device's first connection is a one-off: a
+//     device that stays connected pays it once, so it is counted once a
+//     month, not scaled with time (scaling a two-minute run's connect to a
+//     day would charge it 720 times). Connect bytes of further initial
+//     connections recur and are treated as below.
+//   - Where the scenario schedules an operation (telemetry, C2D and polls,
+//     methods, twin updates, MQTT token renewals) and the run measured it,
+//     its measured cost per operation is replayed at the scheduled rate: a
+//     short run that caught one send of a device that sends every 5 minutes
+//     projects 288 sends a day, not one per run length.
+//   - Keep-alives, reconnects after drops and outages and unscheduled token
+//     renewals scale with the measured time; so does everything when the
+//     report has no schedule (but the first connection).
+//   - The bytes of an operation class the run never performed (the link
+//     attach and credit of a twin or method link that carried no request, a
+//     subscription) are set-up, treated as the first connection's.
+func projectCells(d *DeviceRow, s *Schedule) {
+	var cells [numLayers][numDirections][numClasses]float64
+	d.Projected.cells = &cells
+	if d.Elapsed <= 0 {
+		return
 	}
-	oneOff := v / float64(d.Connections[network.ReasonInitial])
-	return (v-oneOff)*f + oneOff/daysPerMonth
+	f := float64(day) / float64(d.Elapsed)
+	var sched Schedule
+	if s != nil {
+		sched = *s
+	}
+	rate := func(c network.Class) (ops, perDay float64) {
+		n := func(x metrics.Count) float64 { return float64(d.Counts.Get(x)) }
+		switch c {
+		case network.ClassTelemetry:
+			return n(metrics.D2CSent), sched.Telemetry
+		case network.ClassC2D:
+			return n(metrics.C2DReceived) + n(metrics.C2DPolls), sched.C2D + sched.C2DPolls
+		case network.ClassMethod:
+			return n(metrics.MethodCalls) - n(metrics.MethodFailures), sched.Methods
+		case network.ClassTwin:
+			return n(metrics.TwinOps) + n(metrics.DesiredUpdates), sched.Twin
+		case network.ClassTokenRenewal:
+			return float64(d.Connections[network.ReasonTokenRenewal]), sched.TokenRenewals
+		}
+		return 0, 0
+	}
+	initial := float64(d.Connections[network.ReasonInitial])
+	for l := range numLayers {
+		for dir := range numDirections {
+			for c := range numClasses {
+				v := float64(d.Bytes[l][dir][c])
+				cl := network.Class(c)
+				ops, perDay := rate(cl)
+				switch {
+				case v == 0:
+				case ops > 0 && perDay > 0:
+					cells[l][dir][c] = v / ops * perDay
+				case timeScaled(cl) || initial == 0 || s == nil && cl != network.ClassConnect:
+					cells[l][dir][c] = v * f
+				case sched.Connections > 0:
+					// Connections are part of the work: replay each at the
+					// schedule's rate.
+					cells[l][dir][c] = v / initial * sched.Connections
+				default:
+					// Set-up bytes (connect, and the link and subscription
+					// traffic of operations the run never performed): one
+					// connection's worth is a one-off, the rest recurs.
+					oneOff := v / initial
+					cells[l][dir][c] = (v-oneOff)*f + oneOff/daysPerMonth
+				}
+			}
+		}
+	}
+}
+
+// timeScaled reports the classes whose bytes recur with time rather than with
+// operations: keep-alives, reconnects after drops and outages, and token
+// renewals (unless scheduled). Bytes no decoder could place are mostly those of
+// a handshake still under way when the run ended, and count as set-up.
+func timeScaled(c network.Class) bool {
+	switch c {
+	case network.ClassKeepAlive, network.ClassReconnect, network.ClassTokenRenewal:
+		return true
+	}
+	return false
 }
 
 // projectedLayer is a device's bytes of one layer per day (see projectedCell).
@@ -311,8 +395,11 @@ const minMAhPerDay = 1e-9
 
 // project fills d.Projected from d's raw counts; p may be nil (a profile the
 // report's meta does not describe: no billing, default battery).
-func project(d *DeviceRow, p *ProfileMeta) {
+func project(d *DeviceRow, p *ProfileMeta, s *Schedule) {
 	var pr DeviceProjection
+	d.Projected = pr
+	projectCells(d, s)
+	pr.cells = d.Projected.cells
 	if d.Elapsed > 0 {
 		f := float64(day) / float64(d.Elapsed)
 		pr.BytesPerDay = LayerValues{
@@ -453,9 +540,28 @@ func (r *Report) aggregate(idx []int, profiles map[string]*ProfileMeta, match fu
 		}
 	}
 
+	// Per-device distributions cover the devices the run measured; one that
+	// never arrived has no bytes per day, not zero of them.
+	measured := func(yield func(int, *DeviceRow) bool) {
+		n := 0
+		for _, d := range devs {
+			if d.Elapsed <= 0 {
+				continue
+			}
+			if !yield(n, d) {
+				return
+			}
+			n++
+		}
+	}
+	nMeasured := 0
+	for range measured {
+		nMeasured++
+	}
+	vals = vals[:nMeasured]
 	pj := &a.Projected
 	for _, l := range network.Layers() {
-		for n, d := range devs {
+		for n, d := range measured {
 			vals[n] = layerValue(&d.Projected.BytesPerDay, l)
 		}
 		*pj.BytesPerDeviceDay.at(l) = statOf(vals)
@@ -484,7 +590,7 @@ func (r *Report) aggregate(idx []int, profiles map[string]*ProfileMeta, match fu
 		}
 	}
 	pj.Classes = []ClassBytes{}
-	if n := float64(len(idx)); n > 0 {
+	if n := float64(nMeasured); n > 0 {
 		pj.IPUpPerDeviceDay, pj.IPDownPerDeviceDay = ipUp/n, ipDown/n
 		ipAll = ipUp + ipDown
 		for c, ct := range classTotals {
@@ -507,17 +613,17 @@ func (r *Report) aggregate(idx []int, profiles map[string]*ProfileMeta, match fu
 	if conns > 0 {
 		pj.ConnectIPPerConn = connectIP / float64(conns)
 	}
-	for n, d := range devs {
+	for n, d := range measured {
 		vals[n] = d.Projected.IPBytesPerMonth
 	}
 	pj.IPBytesPerMonth = statOf(vals)
-	for n, d := range devs {
+	for n, d := range measured {
 		vals[n] = d.Projected.BilledPerMonth
 	}
 	pj.BilledPerMonth = statOf(vals)
 
-	a.Budget = budgetOf(devs, profiles)
-	a.Energy = energyOf(devs, profiles)
+	a.Budget = budgetOf(measured, profiles)
+	a.Energy = energyOf(measured, profiles)
 
 	for _, name := range latencyNames {
 		h := r.mergedLatency(hists, name, match)

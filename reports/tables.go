@@ -18,7 +18,7 @@ const (
 	numDirections  = 2
 	numClasses     = 9
 	numReasons     = 3
-	numCounts      = 12
+	numCounts      = 13
 	numStates      = 8
 	numRadioStates = 8
 )

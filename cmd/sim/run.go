@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
+	"slices"
 	"sort"
 	"strings"
 	"time"
@@ -183,7 +184,55 @@ func reportMeta(p *scenarios.Plan, res *fleet.Result, runID string) reports.Meta
 		}
 		m.Profiles = append(m.Profiles, pm)
 	}
+	for _, g := range p.Groups {
+		m.Groups = append(m.Groups, reports.GroupMeta{Name: g.Name, Schedule: schedule(p, g)})
+	}
 	return m
+}
+
+// schedule is how often a group's devices do each operation per day, from the
+// scenario, so that reports replay measured costs at the scenario's rates.
+func schedule(p *scenarios.Plan, g scenarios.PlanGroup) reports.Schedule {
+	const day = 24 * time.Hour
+	perDay := func(every time.Duration) float64 {
+		if every <= 0 {
+			return 0
+		}
+		return float64(day) / float64(every)
+	}
+	var s reports.Schedule
+	pr := p.Profile(g.Profile)
+	if pr == nil {
+		return s
+	}
+	in := func(groups []string) bool { return slices.Contains(groups, g.Name) }
+	b := pr.Behaviour
+	if b != nil && b.Telemetry != nil {
+		s.Telemetry = perDay(b.Telemetry.Interval.D()) * float64(max(b.Telemetry.Batch, 1))
+	}
+	if c := p.Cloud.C2D; c != nil && in(p.Cloud.C2DGroups) {
+		s.C2D = c.Rate.PerSecond() * day.Seconds()
+	}
+	if pr.HTTPS.C2DPoll > 0 && pr.Protocol == "https" {
+		s.C2DPolls = perDay(pr.HTTPS.C2DPoll.D())
+	}
+	if m := p.Cloud.Methods; m != nil && in(p.Cloud.MethodGroups) {
+		s.Methods = m.Rate.PerSecond() * day.Seconds()
+	}
+	if d := p.Cloud.Desired; d != nil && in(p.Cloud.DesiredGroups) {
+		s.Twin = d.Rate.PerSecond() * day.Seconds()
+		if b != nil && b.OnDesired == "report" {
+			s.Twin *= 2 // the update and the reported patch that echoes it
+		}
+	}
+	if pr.HTTPS.NewConnectionPerRequest && (pr.Protocol == "https" || pr.Protocol == "eventhubs-https") {
+		s.Connections = s.Telemetry/float64(max(b.Telemetry.Batch, 1)) + s.C2DPolls
+	}
+	// MQTT has no in-band renewal: each token renewal is a reconnect.
+	if (pr.Protocol == "mqtt" || pr.Protocol == "mqtt-ws") && pr.Auth == "sas" && pr.RenewAt > 0 {
+		s.TokenRenewals = perDay(time.Duration(float64(pr.TokenTTL.D()) * pr.RenewAt))
+	}
+	return s
 }
 
 // printProgress writes one progress line: rewritten in place on a terminal,

@@ -1,31 +1,18 @@
 package genericmqtt
 
 import (
-	"bytes"
 	"context"
-	"crypto/ecdsa"
-	"crypto/elliptic"
-	"crypto/rand"
 	"crypto/tls"
-	"crypto/x509"
-	"crypto/x509/pkix"
-	"encoding/pem"
 	"errors"
-	"fmt"
-	"math/big"
-	"net"
 	"os"
-	"os/exec"
-	"os/user"
-	"path/filepath"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
 	paho "github.com/eclipse/paho.mqtt.golang"
 
 	"github.com/catmsim/catmsim/internal/iothub"
+	"github.com/catmsim/catmsim/internal/mosquittotest"
 	"github.com/catmsim/catmsim/network"
 	"github.com/catmsim/catmsim/protocols"
 	"github.com/catmsim/catmsim/protocols/internal/hubtest"
@@ -34,165 +21,24 @@ import (
 
 func TestMain(m *testing.M) { os.Exit(hubtest.Main(m)) }
 
-// broker is a mosquitto started by the test, requiring client certificates
-// signed by ca and taking each certificate's CN as the username.
-type broker struct {
-	addr string
-	ca   *sas.Authority
-	pool *x509.CertPool
-	log  *lockedBuffer
-}
-
-// lockedBuffer lets mosquitto's output be written while the test reads it.
-type lockedBuffer struct {
-	mu sync.Mutex
-	bytes.Buffer
-}
-
-func (b *lockedBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.Buffer.Write(p)
-}
-
-func (b *lockedBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.Buffer.String()
-}
-
-func startMosquitto(t *testing.T) *broker {
-	t.Helper()
-	bin, err := exec.LookPath("mosquitto")
-	if err != nil {
-		t.Skip("mosquitto is not installed (apt-get install mosquitto); skipping the generic broker test")
-	}
-	dir := t.TempDir()
-	now := time.Now()
-	ca, err := sas.NewAuthority("catmsim test broker CA", now.Add(-time.Hour), now.Add(time.Hour))
-	if err != nil {
-		t.Fatal(err)
-	}
-	certPEM, keyPEM := serverCert(t, ca, now)
-	write := func(name string, b []byte) string {
-		p := filepath.Join(dir, name)
-		if err := os.WriteFile(p, b, 0o600); err != nil {
-			t.Fatal(err)
-		}
-		return p
-	}
-	caFile := write("ca.pem", pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: ca.Cert.Raw}))
-	certFile := write("server.pem", certPEM)
-	keyFile := write("server.key", keyPEM)
-
-	// A free loopback port: bind, note it, release it for mosquitto.
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	addr := l.Addr().String()
-	l.Close()
-	_, port, _ := net.SplitHostPort(addr)
-	conf := fmt.Sprintf(`listener %s 127.0.0.1
-cafile %s
-certfile %s
-keyfile %s
-require_certificate true
-use_identity_as_username true
-allow_anonymous false
-persistence false
-log_dest stderr
-log_type error
-log_type warning
-log_type notice
-`, port, caFile, certFile, keyFile)
-	if u, err := user.Current(); err == nil {
-		// Run as root, mosquitto would switch to user "mosquitto", which cannot
-		// read the test's key files.
-		conf += "user " + u.Username + "\n"
-	}
-	confFile := write("mosquitto.conf", []byte(conf))
-
-	ctx, cancel := context.WithCancel(context.Background())
-	cmd := exec.CommandContext(ctx, bin, "-c", confFile)
-	out := &lockedBuffer{}
-	cmd.Stdout, cmd.Stderr = out, out
-	if err := cmd.Start(); err != nil {
-		cancel()
-		t.Fatal(err)
-	}
-	exited := make(chan error, 1)
-	go func() { exited <- cmd.Wait() }()
-	t.Cleanup(func() {
-		cancel()
-		<-exited
-	})
-	// Wait until it accepts connections, or exits.
-	deadline := time.Now().Add(10 * time.Second)
-	for {
-		c, err := net.DialTimeout("tcp", addr, time.Second)
-		if err == nil {
-			c.Close()
-			break
-		}
-		select {
-		case err := <-exited:
-			exited <- err
-			t.Fatalf("mosquitto exited: %v\n%s", err, out.String())
-		default:
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("mosquitto does not accept connections on %s after 10 s:\n%s", addr, out.String())
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
-	pool := x509.NewCertPool()
-	pool.AddCert(ca.Cert)
-	return &broker{addr: addr, ca: ca, pool: pool, log: out}
-}
-
-// serverCert issues the broker's certificate for 127.0.0.1.
-func serverCert(t *testing.T, ca *sas.Authority, now time.Time) (certPEM, keyPEM []byte) {
-	t.Helper()
-	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	if err != nil {
-		t.Fatal(err)
-	}
-	tmpl := &x509.Certificate{
-		SerialNumber: big.NewInt(2),
-		Subject:      pkix.Name{CommonName: "127.0.0.1"},
-		IPAddresses:  []net.IP{net.IPv4(127, 0, 0, 1)},
-		NotBefore:    now.Add(-time.Hour),
-		NotAfter:     now.Add(time.Hour),
-		KeyUsage:     x509.KeyUsageDigitalSignature,
-		ExtKeyUsage:  []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth},
-	}
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, ca.Cert, &key.PublicKey, ca.Key)
-	if err != nil {
-		t.Fatal(err)
-	}
-	kb, err := x509.MarshalECPrivateKey(key)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}), pem.EncodeToMemory(&pem.Block{Type: "EC PRIVATE KEY", Bytes: kb})
-}
+// mosquitto is the test broker with this package's helpers.
+type mosquitto struct{ *mosquittotest.Broker }
 
 // device is a generic-broker configuration for deviceID with a certificate
 // from the broker's CA.
-func (b *broker) device(t *testing.T, deviceID string) (protocols.Config, *network.Link) {
+func (b *mosquitto) device(t *testing.T, deviceID string) (protocols.Config, *network.Link) {
 	t.Helper()
-	cert, err := sas.IssueDevice(b.ca, deviceID, time.Now().Add(-time.Hour), time.Now().Add(time.Hour))
+	cert, err := sas.IssueDevice(b.CA, deviceID, time.Now().Add(-time.Hour), time.Now().Add(time.Hour))
 	if err != nil {
 		t.Fatal(err)
 	}
 	link := hubtest.NewLink(t, 7)
 	return protocols.Config{
 		Protocol:  protocols.GenericMQTT,
-		Address:   b.addr,
+		Address:   b.Addr,
 		Identity:  iothub.Identity{DeviceID: deviceID},
 		Auth:      protocols.Credentials{Certificate: &cert},
-		TLS:       protocols.TLSOptions{RootCAs: b.pool},
+		TLS:       protocols.TLSOptions{RootCAs: b.Pool},
 		Dialer:    &network.Dialer{Link: link},
 		QoS:       1,
 		TopicUp:   "measures/{device}",
@@ -201,27 +47,27 @@ func (b *broker) device(t *testing.T, deviceID string) (protocols.Config, *netwo
 }
 
 // observer is a plain paho client standing in for the cloud application.
-func (b *broker) observer(t *testing.T) (paho.Client, chan paho.Message) {
+func (b *mosquitto) observer(t *testing.T) (paho.Client, chan paho.Message) {
 	t.Helper()
-	cert, err := sas.IssueDevice(b.ca, "backend", time.Now().Add(-time.Hour), time.Now().Add(time.Hour))
+	cert, err := sas.IssueDevice(b.CA, "backend", time.Now().Add(-time.Hour), time.Now().Add(time.Hour))
 	if err != nil {
 		t.Fatal(err)
 	}
 	msgs := make(chan paho.Message, 16)
-	opts := paho.NewClientOptions().AddBroker("ssl://" + b.addr).SetClientID("backend").
-		SetTLSConfig(&tls.Config{RootCAs: b.pool, Certificates: []tls.Certificate{cert}, ServerName: "127.0.0.1"}).
+	opts := paho.NewClientOptions().AddBroker("ssl://" + b.Addr).SetClientID("backend").
+		SetTLSConfig(&tls.Config{RootCAs: b.Pool, Certificates: []tls.Certificate{cert}, ServerName: "127.0.0.1"}).
 		SetProtocolVersion(4).SetAutoReconnect(false).SetConnectTimeout(5 * time.Second).
 		SetDefaultPublishHandler(func(_ paho.Client, m paho.Message) { msgs <- m })
 	c := paho.NewClient(opts)
 	if tok := c.Connect(); !tok.WaitTimeout(10*time.Second) || tok.Error() != nil {
-		t.Fatalf("observer connect: %v\n%s", tok.Error(), b.log.String())
+		t.Fatalf("observer connect: %v\n%s", tok.Error(), b.Log.String())
 	}
 	t.Cleanup(func() { c.Disconnect(250) })
 	return c, msgs
 }
 
 func TestMosquittoWithClientCertificates(t *testing.T) {
-	b := startMosquitto(t)
+	b := &mosquitto{mosquittotest.Start(t)}
 	observer, seen := b.observer(t)
 	if tok := observer.Subscribe("measures/#", 1, nil); !tok.WaitTimeout(10*time.Second) || tok.Error() != nil {
 		t.Fatalf("observer subscribe: %v", tok.Error())
@@ -245,7 +91,7 @@ func TestMosquittoWithClientCertificates(t *testing.T) {
 	c.OnState(func(_ bool, err error) { states <- err })
 	ctx := hubtest.Ctx(t)
 	if err := c.Connect(ctx); err != nil {
-		t.Fatalf("connect: %v\n%s", err, b.log.String())
+		t.Fatalf("connect: %v\n%s", err, b.Log.String())
 	}
 
 	// Up: measures/dev1 reaches the second subscriber.
