@@ -66,6 +66,26 @@ type mqttSession struct {
 	queue   []packets.Packet  // waiting for the writer
 	writing bool
 	broken  bool
+	// will is the CONNECT's last will, sent once unless the device says
+	// DISCONNECT. mochi publishes a will only when its read loop sees the
+	// error, which a session takeover can race past; the hub publishes it on
+	// every close that was not a DISCONNECT, so the front keeps it itself.
+	will     *iothub.Message
+	willDone bool
+}
+
+// sendWill stores the last will as telemetry marked iothub-MessageType=Will,
+// at most once per connection.
+func (s *mqttSession) sendWill() {
+	s.mu.Lock()
+	m := s.will
+	done := s.willDone
+	s.willDone = true
+	s.mu.Unlock()
+	if m == nil || done {
+		return
+	}
+	_ = s.f.h.Accept(s.conn.Principal(), s.conn.Protocol(), m)
 }
 
 func newMQTTFront(h *Hub) (*mqttFront, error) {
@@ -173,6 +193,15 @@ func (f *mqttFront) OnConnect(cl *mochi.Client, pk packets.Packet) error {
 		cl.State.Keepalive = capKA
 	}
 	s := &mqttSession{f: f, cl: cl, id: id, c2d: map[uint16]string{}, subs: map[string]bool{}}
+	if pk.Connect.WillFlag {
+		wp, _ := iothub.ParseDevicePublish(pk.Connect.WillTopic)
+		m := &iothub.Message{Body: append([]byte(nil), pk.Connect.WillPayload...)}
+		if err := iothub.DecodeBag(wp.Bag, m); err != nil {
+			return refuse(packets.Err3NotAuthorized, fmt.Errorf("will topic %q: %w", pk.Connect.WillTopic, err))
+		}
+		m.Set(iothub.PropMessageType, "Will")
+		s.will = m
+	}
 	conn, err := f.h.Connect(p, pend.proto, cl.Net.Remote, func(reason error) { cl.Stop(reason) })
 	if err != nil {
 		return refuse(packets.Err3ServerUnavailable, err)
@@ -219,6 +248,7 @@ func (f *mqttFront) OnDisconnect(cl *mochi.Client, err error, _ bool) {
 	delete(f.sessions, cl)
 	f.mu.Unlock()
 	if s != nil {
+		s.sendWill()
 		s.conn.Close()
 		f.h.log.Info("MQTT connection closed", "identity", s.id.String(), "error", fmt.Sprint(err))
 	}
@@ -226,19 +256,11 @@ func (f *mqttFront) OnDisconnect(cl *mochi.Client, err error, _ bool) {
 
 // OnWill turns a last will into telemetry with iothub-MessageType=Will, as the
 // hub does on an ungraceful close; mochi's own will handling then has no
-// subscriber to deliver it to, and it is never retained.
+// subscriber to deliver it to, and it is never retained. OnDisconnect sends it
+// too, for the closes mochi's read loop misses.
 func (f *mqttFront) OnWill(cl *mochi.Client, will mochi.Will) (mochi.Will, error) {
-	s := f.session(cl)
-	if s == nil {
-		return will, nil
-	}
-	wp, err := iothub.ParseDevicePublish(will.TopicName)
-	if err == nil {
-		m := &iothub.Message{Body: append([]byte(nil), will.Payload...)}
-		if err := iothub.DecodeBag(wp.Bag, m); err == nil {
-			m.Set(iothub.PropMessageType, "Will")
-			_ = f.h.Accept(s.conn.Principal(), s.conn.Protocol(), m)
-		}
+	if s := f.session(cl); s != nil {
+		s.sendWill()
 	}
 	will.Retain = false
 	return will, nil
@@ -261,6 +283,10 @@ func (f *mqttFront) OnPacketRead(cl *mochi.Client, pk packets.Packet) (packets.P
 		return pk, nil
 	}
 	switch pk.FixedHeader.Type {
+	case packets.Disconnect:
+		s.mu.Lock()
+		s.willDone = true // a graceful close: no will
+		s.mu.Unlock()
 	case packets.Publish:
 		return s.publish(pk)
 	case packets.Subscribe:

@@ -488,3 +488,31 @@ func TestMQTTInMemoryAndWill(t *testing.T) {
 		t.Fatal("protocol not recorded")
 	}
 }
+
+// A DISCONNECT ends a connection gracefully: the hub stores no will.
+func TestMQTTGracefulDisconnectSendsNoWill(t *testing.T) {
+	s := startServer(t, func(c *ServerConfig) { c.InMemory = true; c.MQTTPort = -1; c.HTTPSPort = -1 })
+	id := iothub.Identity{DeviceID: "dev1"}
+	events, stop := s.Hub.Subscribe(16)
+	defer stop()
+	d, err := dialDevice(t, s, id, deviceOpts{will: "gone", dial: func(ctx context.Context) (net.Conn, error) { return s.Dial(ctx, "mqtt") }})
+	if err != nil {
+		t.Fatal(err)
+	}
+	d.client.Disconnect(250)
+	deadline := time.After(10 * time.Second)
+	for done := false; !done; {
+		select {
+		case e := <-events:
+			done = e.Kind == EventDisconnected && e.Identity == id
+		case <-deadline:
+			t.Fatal("the hub saw no disconnect within 10s")
+		}
+	}
+	// The will, had there been one, is stored before the disconnect event.
+	for _, m := range s.Hub.Store().For(id) {
+		if v, _ := m.Message.Get(iothub.PropMessageType); v == "Will" {
+			t.Fatal("a graceful DISCONNECT stored the will")
+		}
+	}
+}
