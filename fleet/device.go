@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"math/rand/v2"
+	"slices"
 	"strings"
 	"time"
 
@@ -70,9 +71,14 @@ func (d *device) send(e deviceEvent) {
 	}
 }
 
-// bind registers the device's handlers on its client before it connects.
+// bind registers the device's handlers on its client before it connects. A
+// device subscribes only to what its group is sent — C2D, methods, desired
+// updates — as firmware registers only the handlers it has: each
+// subscription costs bytes (MQTT SUBSCRIBE, AMQP link attach and credit).
 func (d *device) bind() {
 	b := d.behaviour()
+	cloud := d.f.plan.Cloud
+	in := func(groups []string) bool { return slices.Contains(groups, d.plan.Group) }
 	if s, ok := d.client.(protocols.StateNotifier); ok {
 		s.OnState(func(connected bool, err error) {
 			if connected {
@@ -84,13 +90,13 @@ func (d *device) bind() {
 			}
 		})
 	}
-	if r, ok := d.client.(protocols.C2DReceiver); ok {
+	if r, ok := d.client.(protocols.C2DReceiver); ok && cloud.C2D != nil && in(cloud.C2DGroups) {
 		r.OnC2D(func(_ context.Context, m *protocols.C2DMessage) protocols.Outcome {
 			d.c2dArrived(&m.Message)
 			return outcome(b.OnC2D)
 		})
 	}
-	if ms, ok := d.client.(protocols.MethodServer); ok {
+	if ms, ok := d.client.(protocols.MethodServer); ok && cloud.Methods != nil && in(cloud.MethodGroups) {
 		ms.OnMethod(func(ctx context.Context, _ string, _ []byte) (int, []byte) {
 			if delay := b.OnMethod.Delay.D(); delay > 0 {
 				t := time.NewTimer(delay)
@@ -103,7 +109,7 @@ func (d *device) bind() {
 			return b.OnMethod.Status, []byte(b.OnMethod.Payload)
 		})
 	}
-	if tc, ok := d.client.(protocols.TwinClient); ok {
+	if tc, ok := d.client.(protocols.TwinClient); ok && cloud.Desired != nil && in(cloud.DesiredGroups) {
 		tc.OnDesired(func(patch []byte, _ int64) {
 			d.m.Add(metrics.DesiredUpdates, 1)
 			if b.OnDesired == "report" {

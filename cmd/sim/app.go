@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"strings"
+	"sync"
 
 	"github.com/spf13/cobra"
 )
@@ -66,6 +67,9 @@ type app struct {
 // run is the whole program behind a seam: arguments, environment and streams in,
 // exit code out. main only supplies the real ones.
 func run(ctx context.Context, args, environ []string, stdin io.Reader, stdout, stderr io.Writer) int {
+	// A run's fleet logs from many goroutines and sim compare runs several
+	// fleets at once: every write to the command's output goes through a lock.
+	stdout, stderr = &lockedWriter{w: stdout}, &lockedWriter{w: stderr}
 	a := &app{ctx: ctx, env: newEnv(environ), stdin: stdin, stdout: stdout, stderr: stderr}
 	root := a.rootCommand()
 	root.SetArgs(args)
@@ -132,9 +136,18 @@ With no target in the scenario, sim starts its embedded hub on loopback: nothing
 	root.CompletionOptions.HiddenDefaultCmd = true
 	root.SetFlagErrorFunc(func(_ *cobra.Command, err error) error { return withCode(exitUsage, err) })
 	root.AddGroup(&cobra.Group{ID: "run", Title: "Running fleets:"}, &cobra.Group{ID: "tools", Title: "Tools:"})
-	for _, c := range a.pendingCommands() {
-		root.AddCommand(c)
-	}
-	root.AddCommand(a.runCommand(), a.validateCommand(), a.planCommand(), a.hubCommand(), a.sasCommand(), a.versionCommand())
+	root.AddCommand(a.runCommand(), a.compareCommand(), a.reportCommand(), a.validateCommand(), a.planCommand(), a.hubCommand(), a.sasCommand(), a.versionCommand())
 	return root
+}
+
+// lockedWriter serialises writes to w.
+type lockedWriter struct {
+	mu sync.Mutex
+	w  io.Writer
+}
+
+func (l *lockedWriter) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.w.Write(p)
 }

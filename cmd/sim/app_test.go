@@ -174,17 +174,6 @@ func TestUsageErrorsExit2(t *testing.T) {
 	}
 }
 
-func TestPendingCommandsSaySoAndExit2(t *testing.T) {
-	for _, args := range [][]string{{"compare", "x.yaml"}} {
-		t.Run(strings.Join(args, " "), func(t *testing.T) {
-			r := runSim(t, nil, "", args...)
-			if r.code != exitUsage || !strings.Contains(r.stderr, "not implemented in this version yet") {
-				t.Fatalf("exit %d, stderr %q", r.code, r.stderr)
-			}
-		})
-	}
-}
-
 func TestHelpHasExamples(t *testing.T) {
 	for _, args := range [][]string{{"--help"}, {"sas", "token", "--help"}, {"sas", "verify", "--help"}, {"run", "--help"}, {"hub", "--help"}} {
 		t.Run(strings.Join(args, " "), func(t *testing.T) {

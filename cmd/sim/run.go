@@ -103,51 +103,24 @@ func (a *app) loadPlan(name string, f runFlags) (*scenarios.Plan, error) {
 // runPlan runs a plan, writes its report and maps the outcome to an exit code.
 // The report is written even when the run was interrupted.
 func (a *app) runPlan(ctx context.Context, p *scenarios.Plan, f runFlags, adjust func(*reports.Meta)) (*reports.Report, string, error) {
-	runID := time.Now().UTC().Format("20060102T150405Z") + "-" + p.Name
-	if p.Shards > 1 {
-		runID += fmt.Sprintf("-shard-%dof%d", p.Shard, p.Shards)
-	}
-	dir := f.out
-	if dir == "" {
-		dir = filepath.Join("reports", runID)
-	}
-	opts := fleet.Options{SkipPreflight: f.force, Target: fleet.TargetOptions{Env: func(k string) string { return a.env[k] }, Dir: dir}}
+	fmt.Fprintf(a.stderr, "running %s: %d devices for %s (shard %d of %d)\n", p.Name, p.Len(), p.Duration, p.Shard, p.Shards)
+	var progress func(fleet.Progress)
+	every := f.every
 	if !f.quiet {
 		tty := isTerminal(a.stderr)
-		opts.ProgressEvery = f.every
-		if opts.ProgressEvery <= 0 {
-			opts.ProgressEvery = 10 * time.Second
+		if every <= 0 {
+			every = 10 * time.Second
 			if tty {
-				opts.ProgressEvery = time.Second
+				every = time.Second
 			}
 		}
-		opts.Progress = func(pr fleet.Progress) { printProgress(a.stderr, pr, tty) }
-		opts.Logger = slog.New(slog.NewTextHandler(a.stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
+		progress = func(pr fleet.Progress) { printProgress(a.stderr, pr, tty) }
 	}
-	fmt.Fprintf(a.stderr, "running %s: %d devices for %s (shard %d of %d)\n", p.Name, p.Len(), p.Duration, p.Shard, p.Shards)
-	res, err := fleet.Run(ctx, p, opts)
+	r, res, dir, err := a.executePlan(ctx, p, f, progress, every, adjust)
 	if !f.quiet && isTerminal(a.stderr) {
 		fmt.Fprintln(a.stderr)
 	}
 	if err != nil {
-		var pe *fleet.PreflightError
-		if errors.As(err, &pe) {
-			return nil, dir, withCode(exitUsage, fmt.Errorf("%w (or pass --force)", err))
-		}
-		if fleet.Unreachable(err) {
-			return nil, dir, withCode(exitUnreachable, err)
-		}
-		return nil, dir, err
-	}
-	meta := reportMeta(p, res, runID)
-	if adjust != nil {
-		adjust(&meta)
-	}
-	r, err := reports.Build(reports.Input{Run: res.Run, Meta: meta})
-	if err != nil {
-		return nil, dir, err
-	}
-	if err := reports.WriteDir(dir, r); err != nil {
 		return nil, dir, err
 	}
 	if err := reports.WriteMarkdown(a.stdout, r); err != nil {
@@ -163,6 +136,45 @@ func (a *app) runPlan(ctx context.Context, p *scenarios.Plan, f runFlags, adjust
 		return r, dir, withCode(exitThresholds, err)
 	}
 	return r, dir, nil
+}
+
+// executePlan runs a plan and writes its report directory, printing nothing
+// but its warnings; progress, when set, hears about the fleet every interval.
+func (a *app) executePlan(ctx context.Context, p *scenarios.Plan, f runFlags, progress func(fleet.Progress), every time.Duration, adjust func(*reports.Meta)) (*reports.Report, *fleet.Result, string, error) {
+	runID := time.Now().UTC().Format("20060102T150405Z") + "-" + p.Name
+	if p.Shards > 1 {
+		runID += fmt.Sprintf("-shard-%dof%d", p.Shard, p.Shards)
+	}
+	dir := f.out
+	if dir == "" {
+		dir = filepath.Join("reports", runID)
+	}
+	opts := fleet.Options{SkipPreflight: f.force, Target: fleet.TargetOptions{Env: func(k string) string { return a.env[k] }, Dir: dir},
+		Progress: progress, ProgressEvery: every,
+		Logger: slog.New(slog.NewTextHandler(a.stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))}
+	res, err := fleet.Run(ctx, p, opts)
+	if err != nil {
+		var pe *fleet.PreflightError
+		if errors.As(err, &pe) {
+			return nil, nil, dir, withCode(exitUsage, fmt.Errorf("%w (or pass --force)", err))
+		}
+		if fleet.Unreachable(err) {
+			return nil, nil, dir, withCode(exitUnreachable, err)
+		}
+		return nil, nil, dir, err
+	}
+	meta := reportMeta(p, res, runID)
+	if adjust != nil {
+		adjust(&meta)
+	}
+	r, err := reports.Build(reports.Input{Run: res.Run, Meta: meta})
+	if err != nil {
+		return nil, nil, dir, err
+	}
+	if err := reports.WriteDir(dir, r); err != nil {
+		return nil, nil, dir, err
+	}
+	return r, res, dir, nil
 }
 
 // reportMeta describes a run for its report from its plan.
@@ -276,6 +288,9 @@ func humanBytes(b uint64) string {
 }
 
 func isTerminal(w io.Writer) bool {
+	if l, ok := w.(*lockedWriter); ok {
+		w = l.w
+	}
 	f, ok := w.(*os.File)
 	if !ok {
 		return false
