@@ -24,6 +24,46 @@
 //	Host.SetTimer / Sleep ◀── set_timer / sleep ──┤
 //	Host.Now / Sensor / Log ◀── clock_ms / sensor / log
 //
+// # In a fleet
+//
+// A profile names its module as a path relative to the scenario, or as a
+// built-in example, example:c/sensornode.wasm or
+// example:assemblyscript/sensornode.wasm (package firmware/examples). sim
+// validate and sim run compile every module before any device starts. Then,
+// per device (package fleet):
+//
+//   - catmsim_init runs once the device first connects; catmsim_on_wake after
+//     each reconnection that ends a sleep the firmware asked for. A
+//     reconnection after a dropped connection calls nothing: the firmware's
+//     timer and state carry on.
+//   - send_telemetry and report_properties queue what they are given (up to
+//     64 items, then -3 throttled) and return; the device sends the queue in
+//     order once the call returns, and the hub's answers are the device's
+//     measurements (latency, errors), not the firmware's return codes. Both
+//     return -2 disconnected while the device is not connected, and
+//     report_properties returns -6 on a protocol without twins (HTTPS). A
+//     telemetry body that is valid JSON goes out as application/json, as
+//     declarative JSON telemetry does, so a firmware and its declarative twin
+//     cost the same bytes.
+//   - The timer fires only while the device is connected: one that comes due
+//     while it reconnects fires once it is back.
+//   - A device subscribes to C2D, methods and desired properties only when its
+//     module has the handler and the scenario's cloud drivers send it that
+//     kind; HTTPS devices poll for C2D only when the module handles it.
+//   - sensor reads seeded random walks: temperature from 15–25 °C by ±0.3 per
+//     read, humidity from 40–60 % by ±1, a battery from 4.1 V down by 0.2 mV
+//     per read; the same seed reads the same values.
+//   - A trap, a call over its time limit or memory past its limit fails that
+//     device only: it closes its connection, counts one error of kind
+//     firmware, and the report shows it failed, with the trap as its last
+//     error.
+//
+// Measured with BenchmarkFirmwareFleet (go test -run '^$' -bench
+// BenchmarkFirmwareFleet -benchtime 1x ./fleet): 1,000 MQTT devices running
+// the C sensor node hold 182 KB of Go heap each against 77 KB for its
+// declarative twin, so the firmware costs about 105 KB per device, 64 KiB of
+// it the instance's linear memory.
+//
 // # Host ABI, version 1
 //
 // The ABI is plain wasm32 functions and linear memory, so firmware can be
@@ -123,7 +163,7 @@
 //
 // # Writing firmware
 //
-// C, freestanding (examples/sensornode.c, built by examples/build.sh):
+// C, freestanding (examples/c/sensornode.c, built by examples/c/build.sh):
 //
 //	__attribute__((import_module("catmsim"), import_name("send_telemetry")))
 //	int send_telemetry(const char *body, int body_len, const char *props, int props_len);

@@ -38,7 +38,7 @@ func (printHost) Sensor(id int32) float64          { return []float64{23.45, 51,
 // device its own instance, and deliver its events.
 func Example() {
 	ctx := context.Background()
-	wasm, err := os.ReadFile("examples/sensornode.wasm")
+	wasm, err := os.ReadFile("examples/c/sensornode.wasm")
 	if err != nil {
 		log.Fatal(err)
 	}

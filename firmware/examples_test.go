@@ -6,9 +6,11 @@ import (
 	"fmt"
 	"math"
 	"path/filepath"
+	"strings"
 	"testing"
 
 	"github.com/catmsim/catmsim/firmware"
+	"github.com/catmsim/catmsim/firmware/examples"
 )
 
 // step is one event delivered to the sensor node, with the sensor readings
@@ -178,7 +180,7 @@ func TestSensorNodeInstancesAreSeparate(t *testing.T) {
 func TestEmbeddedExamplesAreTheCommittedOnes(t *testing.T) {
 	for _, path := range []string{sensorNodeC, sensorNodeAS} {
 		t.Run(path, func(t *testing.T) {
-			embedded, err := firmware.Examples.ReadFile(filepath.ToSlash(path))
+			embedded, err := examples.Read(examples.Prefix + strings.TrimPrefix(filepath.ToSlash(path), "examples/"))
 			if err != nil {
 				t.Fatal(err)
 			}

@@ -99,7 +99,7 @@ func (h *recordingHost) setSensors(temperature, humidity float64) {
 
 // Paths of the committed modules.
 var (
-	sensorNodeC  = filepath.Join("examples", "sensornode.wasm")
+	sensorNodeC  = filepath.Join("examples", "c", "sensornode.wasm")
 	sensorNodeAS = filepath.Join("examples", "assemblyscript", "sensornode.wasm")
 )
 

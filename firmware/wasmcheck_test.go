@@ -11,7 +11,7 @@ const wasmHeader = "\x00asm\x01\x00\x00\x00"
 
 func TestCheckModuleAcceptsRealModules(t *testing.T) {
 	paths, _ := filepath.Glob("testdata/*.wasm")
-	paths = append(paths, "examples/sensornode.wasm", "examples/assemblyscript/sensornode.wasm")
+	paths = append(paths, "examples/c/sensornode.wasm", "examples/assemblyscript/sensornode.wasm")
 	for _, p := range paths {
 		t.Run(p, func(t *testing.T) {
 			b, err := os.ReadFile(p)
@@ -68,7 +68,7 @@ func TestCheckModuleRejects(t *testing.T) {
 // into wazero.
 func FuzzCheckModule(f *testing.F) {
 	paths, _ := filepath.Glob("testdata/*.wasm")
-	paths = append(paths, "examples/sensornode.wasm", "examples/assemblyscript/sensornode.wasm")
+	paths = append(paths, "examples/c/sensornode.wasm", "examples/assemblyscript/sensornode.wasm")
 	for _, p := range paths {
 		b, err := os.ReadFile(p)
 		if err != nil {

@@ -46,6 +46,7 @@ type device struct {
 	client   protocols.Client
 	rnd      *rand.Rand
 	payloads *payloads
+	fw       *fwDevice // nil: the profile's behaviour is declarative
 
 	dropped chan error
 	events  chan deviceEvent
@@ -90,6 +91,10 @@ func (d *device) bind() {
 			}
 		})
 	}
+	if d.fw != nil {
+		d.bindFirmware(in(cloud.C2DGroups) && cloud.C2D != nil, in(cloud.MethodGroups) && cloud.Methods != nil, in(cloud.DesiredGroups) && cloud.Desired != nil)
+		return
+	}
 	if r, ok := d.client.(protocols.C2DReceiver); ok && cloud.C2D != nil && in(cloud.C2DGroups) {
 		r.OnC2D(func(_ context.Context, m *protocols.C2DMessage) protocols.Outcome {
 			d.c2dArrived(&m.Message)
@@ -119,6 +124,27 @@ func (d *device) bind() {
 	}
 }
 
+// bindFirmware registers the handlers the firmware has, for what the device
+// is sent.
+func (d *device) bindFirmware(c2d, methods, desired bool) {
+	h := d.fw.handles
+	if r, ok := d.client.(protocols.C2DReceiver); ok && c2d && h.C2D {
+		r.OnC2D(func(ctx context.Context, m *protocols.C2DMessage) protocols.Outcome {
+			d.c2dArrived(&m.Message)
+			return d.fwC2D(ctx, &m.Message)
+		})
+	}
+	if ms, ok := d.client.(protocols.MethodServer); ok && methods && h.Method {
+		ms.OnMethod(d.fwMethod)
+	}
+	if tc, ok := d.client.(protocols.TwinClient); ok && desired && h.Desired {
+		tc.OnDesired(func(patch []byte, version int64) {
+			d.m.Add(metrics.DesiredUpdates, 1)
+			d.fwDesired(context.Background(), patch, version)
+		})
+	}
+}
+
 func outcome(s string) protocols.Outcome {
 	switch s {
 	case "abandon":
@@ -139,10 +165,16 @@ func (d *device) c2dArrived(m *iothub.Message) {
 // run is the device's life: arrive, connect, work, and reconnect with back-off
 // after drops, outages and sleeps, until ctx ends.
 func (d *device) run(ctx context.Context, started time.Time) {
+	defer d.fwClose(ctx)
 	if !sleepUntil(ctx, started.Add(d.plan.Arrival.D())) {
 		return // never arrived: it stays waiting
 	}
-	defer d.m.SetState(metrics.StateDone)
+	defer func() {
+		// A failed device stays failed in the report.
+		if d.m.State() != metrics.StateFailed {
+			d.m.SetState(metrics.StateDone)
+		}
+	}()
 	d.m.Arrived(time.Now())
 	d.link.PowerOn()
 	defer d.link.PowerOff()
@@ -185,8 +217,15 @@ func (d *device) run(ctx context.Context, started time.Time) {
 		d.m.SetState(metrics.StateConnected)
 		d.afterConnect(ctx)
 		why := d.session(ctx)
+		if d.fw != nil {
+			d.fw.connected.Store(false)
+		}
 		d.closeClient(ctx)
 		switch why.kind {
+		case endFailed:
+			d.m.SetState(metrics.StateFailed)
+			<-ctx.Done()
+			return
 		case endOutage:
 			d.m.SetState(metrics.StateOffline)
 			d.link.PowerOff()
@@ -280,6 +319,7 @@ const (
 	endDropped
 	endOutage
 	endSleep
+	endFailed // the device's firmware failed
 )
 
 type sessionEnd struct {
@@ -309,6 +349,9 @@ func (d *device) session(ctx context.Context) sessionEnd {
 		sendT, timers = c, append(timers, t)
 	}
 	poller, polls := d.client.(protocols.C2DPoller)
+	if d.fw != nil && !d.fw.handles.C2D {
+		polls = false // firmware with no C2D handler never asks for messages
+	}
 	if polls && d.prof.HTTPS.C2DPoll > 0 {
 		if d.nextPoll.IsZero() {
 			d.nextPoll = time.Now().Add(time.Duration(d.rnd.Int64N(int64(d.prof.HTTPS.C2DPoll.D()) + 1)))
@@ -320,10 +363,50 @@ func (d *device) session(ctx context.Context) sessionEnd {
 		c, t := timer(time.Now().Add(b.Sleep.Every.D() - b.Sleep.For.D()))
 		sleepT, timers = c, append(timers, t)
 	}
+	// The firmware's one timer, re-armed whenever the firmware sets it.
+	var fwT <-chan time.Time
+	var fwKick <-chan struct{}
+	var armed time.Time
+	rearm := func() {}
+	if d.fw != nil {
+		fwKick = d.fw.kick
+		if !d.fwStart(ctx) {
+			return d.fwFailed()
+		}
+		rearm = func() {
+			at := d.fw.timer()
+			if at.Equal(armed) {
+				return
+			}
+			armed, fwT = at, nil
+			if !at.IsZero() {
+				c, t := timer(at)
+				fwT, timers = c, append(timers, t)
+			}
+		}
+		if end, stop := d.fwFlush(ctx); stop {
+			return end
+		}
+		rearm()
+	}
 	for {
 		select {
 		case <-ctx.Done():
 			return sessionEnd{kind: endDone}
+		case <-fwKick:
+			if end, stop := d.fwFlush(ctx); stop {
+				return end
+			}
+			rearm()
+		case <-fwT:
+			armed, fwT = time.Time{}, nil
+			if !d.fwOnTimer(ctx) {
+				return d.fwFailed()
+			}
+			if end, stop := d.fwFlush(ctx); stop {
+				return end
+			}
+			rearm()
 		case err := <-d.dropped:
 			return sessionEnd{kind: endDropped, err: err}
 		case e := <-d.events:
@@ -389,6 +472,13 @@ func (d *device) sendTelemetry(ctx context.Context) error {
 	for i := range msgs {
 		msgs[i], seqs[i] = d.payloads.next(now)
 	}
+	return d.deliver(ctx, msgs, seqs)
+}
+
+// deliver sends messages (as one batch where the protocol has batches) and
+// records what the hub acknowledged; seqs are their sequence numbers.
+func (d *device) deliver(ctx context.Context, msgs []*iothub.Message, seqs []int64) error {
+	n := len(msgs)
 	octx, cancel := context.WithTimeout(ctx, opTimeout)
 	defer cancel()
 	t0 := time.Now()
@@ -438,7 +528,11 @@ func (d *device) poll(ctx context.Context, p protocols.C2DPoller) {
 			return
 		}
 		d.c2dArrived(&m.Message)
-		if err := p.SettleC2D(octx, m.LockToken, outcome(d.behaviour().OnC2D)); err != nil {
+		o := outcome(d.behaviour().OnC2D)
+		if d.fw != nil {
+			o = d.fwC2D(ctx, &m.Message)
+		}
+		if err := p.SettleC2D(octx, m.LockToken, o); err != nil {
 			if ctx.Err() == nil {
 				d.m.Error(errKind(err), err)
 			}

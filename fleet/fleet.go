@@ -62,6 +62,7 @@ type Result struct {
 	Interrupted bool // the caller cancelled the run before its end
 	Target      string
 	Delivery    Delivery
+	Firmware    FirmwareStats
 }
 
 // Delivery compares what devices believe the hub acknowledged with what the
@@ -93,6 +94,13 @@ func Run(ctx context.Context, p *scenarios.Plan, o Options) (*Result, error) {
 			return nil, fmt.Errorf("profile %s: protocol %s is not available in this build", pr.Name, pr.Protocol)
 		}
 	}
+	// Firmware is compiled first: a module that cannot run fails here, before
+	// the target starts or any device is provisioned.
+	fws, err := loadFirmware(ctx, p)
+	if err != nil {
+		return nil, err
+	}
+	defer fws.close(context.WithoutCancel(ctx))
 	t, err := newTarget(ctx, p, o.Target)
 	if err != nil {
 		return nil, err
@@ -118,7 +126,7 @@ func Run(ctx context.Context, p *scenarios.Plan, o Options) (*Result, error) {
 	f := &fleet{plan: p, target: t, run: run, log: log, c2dSent: map[string]time.Time{}}
 	devices := make([]*device, 0, p.Len())
 	for d := range p.Devices() {
-		dev, err := f.newDevice(d)
+		dev, err := f.newDevice(ctx, d, fws)
 		if err != nil {
 			return nil, fmt.Errorf("device %s: %w", d.ID, err)
 		}
@@ -151,6 +159,7 @@ func Run(ctx context.Context, p *scenarios.Plan, o Options) (*Result, error) {
 	run.Sample()
 	res := &Result{Run: run, Started: started, Duration: time.Since(started), Interrupted: ctx.Err() != nil, Target: t.kind}
 	res.Delivery = f.delivery()
+	res.Firmware = f.firmwareStats()
 	return res, nil
 }
 
@@ -167,7 +176,7 @@ type fleet struct {
 	c2dSeq  uint64
 }
 
-func (f *fleet) newDevice(d scenarios.Device) (*device, error) {
+func (f *fleet) newDevice(ctx context.Context, d scenarios.Device, fws *firmwares) (*device, error) {
 	prof := f.plan.Profile(d.Profile)
 	if prof == nil {
 		return nil, fmt.Errorf("no profile %q", d.Profile)
@@ -202,6 +211,11 @@ func (f *fleet) newDevice(d scenarios.Device) (*device, error) {
 		dropped: make(chan error, 1), events: make(chan deviceEvent, 8)}
 	if b := prof.Behaviour; b != nil && b.Telemetry != nil {
 		dev.payloads = newPayloads(b.Telemetry, dev.rnd)
+	}
+	if m := fws.mods[prof.Name]; m != nil {
+		if err := dev.newFirmware(ctx, m); err != nil {
+			return nil, err
+		}
 	}
 	dev.bind()
 	return dev, nil

@@ -10,7 +10,7 @@ import (
 	"github.com/catmsim/catmsim/scenarios"
 )
 
-func plan(t *testing.T, yaml string, opts scenarios.PlanOptions) *scenarios.Plan {
+func plan(t testing.TB, yaml string, opts scenarios.PlanOptions) *scenarios.Plan {
 	t.Helper()
 	s, _, err := scenarios.Parse("test.yaml", []byte(yaml))
 	if err != nil {

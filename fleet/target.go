@@ -70,8 +70,11 @@ type TargetOptions struct {
 	Env func(string) string
 	// Dir is where a run writes files it makes (a generic broker's device CA).
 	Dir string
-	// HubLogger receives the embedded emulator's logs.
+	// HubConfig adjusts the embedded emulator's configuration.
 	HubConfig func(*hub.ServerConfig)
+	// Hub, when set, is handed the embedded emulator once it has started, so
+	// that a test can read what the hub stored.
+	Hub func(*hub.Server)
 }
 
 func newTarget(ctx context.Context, p *scenarios.Plan, o TargetOptions) (*target, error) {
@@ -130,6 +133,9 @@ func embeddedTarget(ctx context.Context, p *scenarios.Plan, o TargetOptions) (*t
 		return nil, fmt.Errorf("starting the embedded hub: %w", err)
 	}
 	h := srv.Hub
+	if o.Hub != nil {
+		o.Hub(srv)
+	}
 	t.srv, t.cloud, t.roots = srv, embeddedCloud{srv.Hub}, srv.Chain().CertPool()
 	t.ehHost = "catmsim.servicebus.windows.net"
 	if cs, err := h.EventHubsConnectionString("send", "x"); err == nil {

@@ -78,6 +78,10 @@ type Schedule struct {
 	// them as part of its work (HTTPS without keep-alive: one per request);
 	// zero for devices that stay connected.
 	Connections float64 `json:"connections_per_day,omitempty"`
+	// Firmware is set when the group's devices run firmware: what they send
+	// and report, and when, is the firmware's decision, which no schedule
+	// states, so those bytes scale with the measured time.
+	Firmware bool `json:"firmware,omitempty"`
 }
 
 // ProfileMeta is what a report needs to know about a device profile.

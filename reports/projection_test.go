@@ -70,3 +70,29 @@ func TestConnectionsPerRequestRecur(t *testing.T) {
 		t.Fatalf("IP bytes per day %.0f, want %.0f", got, want)
 	}
 }
+
+// TestFirmwareTrafficScalesWithTime checks that the telemetry and twin bytes
+// of firmware devices, whose pace no schedule states, scale with the measured
+// time even when the cloud drivers schedule twin updates, while scheduled C2D
+// is still replayed at its rate.
+func TestFirmwareTrafficScalesWithTime(t *testing.T) {
+	d := &DeviceRow{Elapsed: 10 * time.Minute} // a day is 144 times as long
+	d.Connections[network.ReasonInitial] = 1
+	d.Bytes[network.LayerIP][network.Up][network.ClassTelemetry] = 20 * 250
+	d.Bytes[network.LayerIP][network.Up][network.ClassTwin] = 3 * 200
+	d.Bytes[network.LayerIP][network.Down][network.ClassC2D] = 2 * 150
+	d.Counts[metrics.D2CSent] = 20
+	d.Counts[metrics.TwinOps] = 3
+	d.Counts[metrics.C2DReceived] = 2
+	project(d, nil, &Schedule{Firmware: true, Twin: 24, C2D: 48})
+	cell := func(dir network.Direction, c network.Class) float64 { return projectedCell(d, network.LayerIP, dir, c) }
+	if got, want := cell(network.Up, network.ClassTelemetry), 20*250*144.0; got != want {
+		t.Errorf("telemetry per day %.0f, want %.0f (time-scaled)", got, want)
+	}
+	if got, want := cell(network.Up, network.ClassTwin), 3*200*144.0; got != want {
+		t.Errorf("twin per day %.0f, want %.0f (time-scaled, not the desired schedule)", got, want)
+	}
+	if got, want := cell(network.Down, network.ClassC2D), 150*48.0; got != want {
+		t.Errorf("C2D per day %.0f, want %.0f (replayed at the schedule)", got, want)
+	}
+}

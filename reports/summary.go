@@ -281,7 +281,10 @@ func projectedCell(d *DeviceRow, l network.Layer, dir network.Direction, c netwo
 //     projects 288 sends a day, not one per run length.
 //   - Keep-alives, reconnects after drops and outages and unscheduled token
 //     renewals scale with the measured time; so does everything when the
-//     report has no schedule (but the first connection).
+//     report has no schedule (but the first connection), and the telemetry
+//     and twin traffic of devices that run firmware, whose pace only the
+//     firmware knows (a firmware's one-off reports are then over-projected
+//     from a short run: run several of its intervals).
 //   - The bytes of an operation class the run never performed (the link
 //     attach and credit of a twin or method link that carried no request, a
 //     subscription) are set-up, treated as the first connection's.
@@ -321,6 +324,8 @@ func projectCells(d *DeviceRow, s *Schedule) {
 				ops, perDay := rate(cl)
 				switch {
 				case v == 0:
+				case sched.Firmware && (cl == network.ClassTelemetry || cl == network.ClassTwin):
+					cells[l][dir][c] = v * f
 				case ops > 0 && perDay > 0:
 					cells[l][dir][c] = v / ops * perDay
 				case timeScaled(cl) || initial == 0 || s == nil && cl != network.ClassConnect:

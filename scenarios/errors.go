@@ -107,3 +107,14 @@ func Errors(err error) []*Error {
 	walk(err)
 	return out
 }
+
+// ErrorAt places a problem found outside this package — a firmware module
+// that does not keep the host ABI — at the value the file set at path (e.g.
+// "profiles.node.firmware"), as Load places its own.
+func (s *Scenario) ErrorAt(path, msg string) *Error {
+	e := &Error{File: s.File, Path: path, Msg: msg}
+	if p, ok := s.pos[path]; ok {
+		e.Line, e.Column = p.line, p.col
+	}
+	return e
+}

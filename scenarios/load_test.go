@@ -104,14 +104,14 @@ func TestThreeMistakesGiveThreeLocatedErrors(t *testing.T) {
 
 func TestShippedScenarios(t *testing.T) {
 	names := Shipped()
-	want := []string{"amqp-ws", "esp32-mqtt-twin", "eventhubs-rest", "fipy-amqp", "https-per-message", "quickstart", "x509-generic-mqtt"}
+	want := []string{"amqp-ws", "esp32-mqtt-twin", "eventhubs-rest", "fipy-amqp", "https-per-message", "quickstart", "sensornode-as", "sensornode-c", "x509-generic-mqtt"}
 	if !slices.Equal(names, want) {
 		t.Fatalf("shipped %v, want %v", names, want)
 	}
 	protos := map[string]protocols.Protocol{
 		"amqp-ws": protocols.AMQPWebSocket, "esp32-mqtt-twin": protocols.MQTT, "eventhubs-rest": protocols.EventHubsHTTPS,
 		"fipy-amqp": protocols.AMQP, "https-per-message": protocols.HTTPS, "quickstart": protocols.MQTT,
-		"x509-generic-mqtt": protocols.GenericMQTT,
+		"x509-generic-mqtt": protocols.GenericMQTT, "sensornode-c": protocols.MQTT, "sensornode-as": protocols.AMQP,
 	}
 	for _, name := range names {
 		t.Run(name, func(t *testing.T) {

@@ -15,6 +15,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/catmsim/catmsim/firmware/examples"
 	"github.com/catmsim/catmsim/internal/metricdef"
 	"github.com/catmsim/catmsim/protocols"
 )
@@ -211,7 +212,7 @@ func Compile(s *Scenario, opts PlanOptions) (*Plan, error) {
 	profIndex := map[string]int{}
 	for i, name := range s.ProfileNames() {
 		pp := PlanProfile{Name: name, Profile: *s.Profiles[name]}
-		if pp.Firmware != "" && !filepath.IsAbs(pp.Firmware) && s.Dir != "" {
+		if pp.Firmware != "" && !filepath.IsAbs(pp.Firmware) && s.Dir != "" && !strings.HasPrefix(pp.Firmware, examples.Prefix) {
 			pp.Firmware = filepath.Join(s.Dir, pp.Firmware)
 		}
 		p.Profiles = append(p.Profiles, pp)

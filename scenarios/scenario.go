@@ -116,7 +116,7 @@ type Profile struct {
 	ModelID      string       `json:"model_id,omitempty" only:"mqtt,mqtt-ws,amqp,amqp-ws" doc:"IoT Plug and Play model id (DTMI) announced on connect."`
 
 	Behaviour *Behaviour `json:"behaviour,omitempty" doc:"What the device does, declaratively. Exclusive with firmware; a profile with neither connects and stays idle."`
-	Firmware  string     `json:"firmware,omitempty" doc:"A WebAssembly module to run as the device's firmware instead of a behaviour, relative to the scenario file."`
+	Firmware  string     `json:"firmware,omitempty" doc:"A WebAssembly module to run as the device's firmware instead of a behaviour: a path relative to the scenario file, or a built-in example (example:c/sensornode.wasm, example:assemblyscript/sensornode.wasm)."`
 }
 
 func (p *Profile) setDefaults() {

@@ -13,6 +13,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/catmsim/catmsim/firmware/examples"
 	"github.com/catmsim/catmsim/internal/iothub"
 	"github.com/catmsim/catmsim/internal/metricdef"
 	"github.com/catmsim/catmsim/protocols"
@@ -348,7 +349,11 @@ func (v *validator) profile(path, name string, p *Profile) {
 		if p.Behaviour != nil {
 			v.errorf(join(path, "firmware"), "firmware and behaviour exclude each other: the firmware module decides what the device does")
 		}
-		if !strings.HasSuffix(p.Firmware, ".wasm") {
+		if strings.HasPrefix(p.Firmware, examples.Prefix) {
+			if _, err := examples.Read(p.Firmware); err != nil {
+				v.errorf(join(path, "firmware"), "%v", err)
+			}
+		} else if !strings.HasSuffix(p.Firmware, ".wasm") {
 			v.errorf(join(path, "firmware"), "must be a WebAssembly module (.wasm) (got %q)", clip(p.Firmware))
 		} else if err := v.stat(p.Firmware); err != nil {
 			v.errorf(join(path, "firmware"), "cannot read %s: %v", clip(p.Firmware), unwrapPathError(err))

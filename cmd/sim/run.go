@@ -218,6 +218,7 @@ func schedule(p *scenarios.Plan, g scenarios.PlanGroup) reports.Schedule {
 		return s
 	}
 	in := func(groups []string) bool { return slices.Contains(groups, g.Name) }
+	s.Firmware = pr.Firmware != ""
 	b := pr.Behaviour
 	if b != nil && b.Telemetry != nil {
 		s.Telemetry = perDay(b.Telemetry.Interval.D()) * float64(max(b.Telemetry.Batch, 1))

@@ -2,6 +2,7 @@ package main
 
 import (
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"strconv"
@@ -10,6 +11,7 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/catmsim/catmsim/fleet"
 	"github.com/catmsim/catmsim/scenarios"
 )
 
@@ -43,9 +45,12 @@ Exits 0 when every file is valid and 104 when any is not.`,
 
 // validateOne prints what is wrong with one scenario, or that it is ok.
 func (a *app) validateOne(name string) bool {
-	_, warnings, err := scenarios.Load(name)
+	s, warnings, err := scenarios.Load(name)
 	for _, w := range warnings {
 		fmt.Fprintln(a.stdout, warningLine(w))
+	}
+	if err == nil {
+		err = a.checkFirmware(s)
 	}
 	if err == nil {
 		suffix := ""
@@ -255,4 +260,24 @@ func arrival(a scenarios.Arrival) string {
 		return "poisson at " + a.Rate.String() + from
 	}
 	return "all at " + a.At.String()
+}
+
+// checkFirmware compiles the firmware modules a valid scenario names, so that
+// one that does not keep the host ABI is reported at its profile's firmware
+// key rather than when a run starts.
+func (a *app) checkFirmware(s *scenarios.Scenario) error {
+	p, err := scenarios.Compile(s, scenarios.PlanOptions{})
+	if err != nil {
+		return err
+	}
+	err = fleet.CheckFirmware(a.ctx, p)
+	var fe *fleet.FirmwareError
+	if errors.As(err, &fe) {
+		written := fe.Module
+		if pr := s.Profiles[fe.Profile]; pr != nil {
+			written = pr.Firmware // as the file has it, not resolved
+		}
+		return s.ErrorAt("profiles."+fe.Profile+".firmware", fmt.Sprintf("%s cannot run: %v", written, fe.Err))
+	}
+	return err
 }

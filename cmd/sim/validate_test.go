@@ -27,7 +27,11 @@ func TestValidate(t *testing.T) {
 		{"valid and invalid together", []string{"quickstart", badDir + "empty.bad.yaml"}, exitInvalidScenario,
 			[]string{"quickstart: ok", badDir + "empty.bad.yaml:1:1: the file is empty; a scenario starts with version: 1"}, "1 of 2"},
 		{"warnings do not invalidate", []string{badDir + "plan-small.yaml"}, exitOK, []string{badDir + "plan-small.yaml: ok"}, ""},
-		{"missing file", []string{"nope.yaml"}, exitInvalidScenario, []string{"scenario not found: nope.yaml: no such file; the shipped scenarios are amqp-ws, esp32-mqtt-twin, eventhubs-rest, fipy-amqp, https-per-message, quickstart, x509-generic-mqtt"}, ""},
+		{"missing file", []string{"nope.yaml"}, exitInvalidScenario, []string{"scenario not found: nope.yaml: no such file; the shipped scenarios are amqp-ws, esp32-mqtt-twin, eventhubs-rest, fipy-amqp, https-per-message, quickstart, sensornode-as, sensornode-c, x509-generic-mqtt"}, ""},
+		{"firmware that does not keep the ABI", []string{badDir + "firmware-abi.yaml"}, exitInvalidScenario, []string{
+			badDir + "firmware-abi.yaml:9:15: profiles.node.firmware: ../../firmware/testdata/broken.wasm cannot run: firmware does not fit catmsim ABI v1:",
+			"export catmsim_init is missing; it must be func catmsim_init()",
+		}, "1 of 1"},
 		{"no arguments", nil, exitUsage, nil, "requires at least 1 arg"},
 	}
 	for _, tt := range tests {

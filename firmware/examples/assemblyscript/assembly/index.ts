@@ -1,5 +1,5 @@
 // The sensor node example firmware in AssemblyScript: the same logic as
-// ../../sensornode.c, byte for byte in what it sends, reports and answers
+// ../../c/sensornode.c, byte for byte in what it sends, reports and answers
 // (the firmware tests hold the two to that), written against catmsim's host
 // ABI v1 with static buffers only, so the stub runtime never allocates.
 //

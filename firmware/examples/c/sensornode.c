@@ -13,7 +13,7 @@
 // With sleep on, it sleeps (disconnected, radio off) between readings instead
 // of staying connected with a timer.
 //
-// examples/assemblyscript/assembly/index.ts is the same logic in
+// ../assemblyscript/assembly/index.ts is the same logic in
 // AssemblyScript; the firmware tests hold the two to the same bytes.
 //
 // Build with ./build.sh (clang and wasm-ld, wasm32).
