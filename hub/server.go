@@ -16,6 +16,7 @@ import (
 
 	"github.com/coder/websocket"
 
+	"github.com/catmsim/catmsim/internal/iothub"
 	"github.com/catmsim/catmsim/internal/memnet"
 )
 
@@ -26,13 +27,14 @@ const (
 	StandardHTTPSPort = 443
 )
 
-// WebSocketPath is where MQTT and AMQP over WebSockets connect (D-MQTT, D-AMQP).
-const WebSocketPath = "/$iothub/websocket"
+// WebSocketPath is where MQTT and AMQP over WebSockets connect (D-MQTT,
+// D-AMQP); the device clients share it through internal/iothub.
+const WebSocketPath = iothub.WebSocketPath
 
 // WebSocket subprotocols of the two WebSocket transports.
 const (
-	SubprotocolMQTT = "mqtt"
-	SubprotocolAMQP = "AMQPWSB10"
+	SubprotocolMQTT = iothub.SubprotocolMQTT
+	SubprotocolAMQP = iothub.SubprotocolAMQP
 )
 
 // ServerConfig says what the emulator serves and where.
