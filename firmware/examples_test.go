@@ -7,6 +7,7 @@ import (
 	"math"
 	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
 
 	"github.com/catmsim/catmsim/firmware"
@@ -188,5 +189,31 @@ func TestEmbeddedExamplesAreTheCommittedOnes(t *testing.T) {
 				t.Errorf("the embedded %s differs from the file", path)
 			}
 		})
+	}
+}
+
+// Fleets compile firmware side by side (sim compare runs one per protocol):
+// Compile must be safe to call at once from several goroutines, including
+// the first calls in a process.
+func TestCompileConcurrently(t *testing.T) {
+	wasm := readWasm(t, sensorNodeC)
+	var wg sync.WaitGroup
+	errs := make([]error, 8)
+	for i := range errs {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			m, err := firmware.Compile(context.Background(), wasm, firmware.Options{})
+			if err == nil {
+				err = m.Close(context.Background())
+			}
+			errs[i] = err
+		}()
+	}
+	wg.Wait()
+	for _, err := range errs {
+		if err != nil {
+			t.Fatal(err)
+		}
 	}
 }

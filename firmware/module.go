@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"log/slog"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/tetratelabs/wazero"
@@ -100,13 +101,25 @@ func Compile(ctx context.Context, wasm []byte, opts Options) (*Module, error) {
 	if opts.Cache != nil {
 		cfg = cfg.WithCompilationCache(opts.Cache.c)
 	}
-	rt := wazero.NewRuntimeWithConfig(ctx, cfg)
+	rt := newRuntime(ctx, cfg)
 	m, err := compile(ctx, rt, wasm, limits)
 	if err != nil {
 		_ = rt.Close(ctx)
 		return nil, err
 	}
 	return m, nil
+}
+
+// runtimeMu serialises making runtimes: wazero 1.12 caches its own version in
+// an unguarded package variable the first time a runtime is made, so two
+// made at once (two fleets compiling firmware side by side, as sim compare
+// does) race on it.
+var runtimeMu sync.Mutex
+
+func newRuntime(ctx context.Context, cfg wazero.RuntimeConfig) wazero.Runtime {
+	runtimeMu.Lock()
+	defer runtimeMu.Unlock()
+	return wazero.NewRuntimeWithConfig(ctx, cfg)
 }
 
 func compile(ctx context.Context, rt wazero.Runtime, wasm []byte, limits Limits) (*Module, error) {

@@ -131,11 +131,13 @@ func (c *Conn) RenewToken(p *Principal) error {
 	return nil
 }
 
-// kick ends the connection from the hub's side.
+// kick ends the connection from the hub's side: the hub's state first, so
+// that whoever the front end tells sees the connection closed, then the
+// network connection.
 func (c *Conn) kick(reason error) {
 	c.h.log.Info("closing device connection", "identity", c.principal.Identity.String(), "protocol", string(c.proto), "reason", reason.Error())
-	c.closeFn(reason)
 	c.Close()
+	c.closeFn(reason)
 }
 
 // Touch records activity on the connection.
