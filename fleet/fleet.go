@@ -269,7 +269,7 @@ func tlsVersion(v string) uint16 {
 }
 
 // estimate is the run's peak use for the preflight: open files by transport,
-// memory per device from the fleet benchmark (BenchmarkFleet).
+// memory per device by protocol (and firmware) from the scale benchmark.
 func estimate(p *scenarios.Plan) Needs {
 	files, kernel := 1, true
 	if p.Target.Kind == "" || p.Target.Kind == "embedded" {
@@ -279,12 +279,54 @@ func estimate(p *scenarios.Plan) Needs {
 			files, kernel = 0, false
 		}
 	}
-	return Estimate(p.Len(), files, perDeviceMemory, kernel)
+	var total uint64
+	byProfile := map[string]uint64{}
+	for d := range p.Devices() { // this shard's devices
+		m, ok := byProfile[d.Profile]
+		if !ok {
+			m = deviceMemory(p.Profile(d.Profile))
+			byProfile[d.Profile] = m
+		}
+		total += m
+	}
+	per := uint64(0)
+	if n := p.Len(); n > 0 {
+		per = (total + uint64(n) - 1) / uint64(n)
+	}
+	return Estimate(p.Len(), files, per, kernel)
 }
 
-// perDeviceMemory is what one MQTT device and its side of the embedded hub
-// cost in memory, rounded up from BenchmarkFleet.
-const perDeviceMemory = 256 << 10
+// perDeviceMemory is the peak memory of one device and its side of the
+// embedded hub, by protocol: the larger of resident memory and heap plus
+// goroutine stacks per device at 20,000 devices, rounded up
+// (go run ./bench/fleetscale, bench/README.md). AMQP costs most because
+// go-amqp gives every session and link a 5,000-slot queue. Protocols not
+// measured take their transport's sibling's figure.
+var perDeviceMemory = map[protocols.Protocol]uint64{
+	protocols.MQTT: 192 << 10, protocols.MQTTWebSocket: 192 << 10, protocols.GenericMQTT: 192 << 10,
+	protocols.AMQP: 352 << 10, protocols.AMQPWebSocket: 352 << 10,
+	protocols.HTTPS: 128 << 10, protocols.EventHubsHTTPS: 128 << 10,
+}
+
+// firmwareMemory is what a device's firmware instance adds: about 105 KB for
+// the C example at 1,000 devices (BenchmarkFirmwareFleet), rounded up. A
+// module with more linear memory costs more; its instances are bounded by
+// firmware.DefaultMemoryPages.
+const firmwareMemory = 128 << 10
+
+func deviceMemory(pr *scenarios.PlanProfile) uint64 {
+	if pr == nil {
+		return perDeviceMemory[protocols.AMQP] // the dearest, when unsure
+	}
+	m, ok := perDeviceMemory[pr.Protocol]
+	if !ok {
+		m = perDeviceMemory[protocols.AMQP]
+	}
+	if pr.Firmware != "" {
+		m += firmwareMemory
+	}
+	return m
+}
 
 // delivery compares acknowledged and stored telemetry per device.
 func (f *fleet) delivery() Delivery {

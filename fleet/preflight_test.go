@@ -4,6 +4,9 @@ import (
 	"errors"
 	"strings"
 	"testing"
+
+	"github.com/catmsim/catmsim/protocols"
+	"github.com/catmsim/catmsim/scenarios"
 )
 
 func TestPreflight(t *testing.T) {
@@ -47,5 +50,24 @@ func TestReadLimitsOnThisMachine(t *testing.T) {
 	l := ReadLimits()
 	if l.OpenFiles == 0 {
 		t.Fatal("could not read RLIMIT_NOFILE")
+	}
+}
+
+// The preflight sizes memory by each device's protocol and firmware.
+func TestEstimateByProtocolAndFirmware(t *testing.T) {
+	p := plan(t, `
+version: 1
+duration: 1m
+profiles:
+  a: {protocol: amqp}
+  m: {protocol: mqtt, firmware: example:c/sensornode.wasm}
+fleet:
+  - {name: ga, profile: a, count: 10}
+  - {name: gm, profile: m, count: 30}
+`, scenarios.PlanOptions{})
+	n := estimate(p)
+	want := uint64(10*perDeviceMemory[protocols.AMQP] + 30*(perDeviceMemory[protocols.MQTT]+firmwareMemory))
+	if n.Devices != 40 || n.Memory != want || n.OpenFiles != baseFiles {
+		t.Fatalf("estimate %+v, want 40 devices, %d bytes, %d files (in memory)", n, want, baseFiles)
 	}
 }
