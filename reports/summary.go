@@ -175,7 +175,11 @@ func (r *Report) summarize() error {
 		project(&r.Devices[i], profiles[r.Devices[i].Profile], schedules[r.Devices[i].Group])
 	}
 
-	s := Summary{Devices: len(r.Devices), Projection: projectionNote(r.Meta.Duration, len(r.Meta.Groups) > 0)}
+	firmware := false
+	for _, g := range r.Meta.Groups {
+		firmware = firmware || g.Schedule.Firmware
+	}
+	s := Summary{Devices: len(r.Devices), Projection: projectionNote(r.Meta.Duration, len(r.Meta.Groups) > 0, firmware)}
 	for i := range r.Devices {
 		d := &r.Devices[i]
 		for _, l := range network.Layers() {
@@ -247,9 +251,13 @@ func (r *Report) summarize() error {
 	return nil
 }
 
-func projectionNote(d time.Duration, scheduled bool) string {
+func projectionNote(d time.Duration, scheduled, firmware bool) string {
 	if scheduled {
-		return fmt.Sprintf("per-day and per-month figures are projections: the cost of each operation measured over %s, replayed at the scenario's schedule over 24 hours and 30-day months; keep-alives and reconnects scale with time, and each device's first connection is counted once a month", fmtDuration(d))
+		timed := "keep-alives and reconnects scale with time"
+		if firmware {
+			timed = "keep-alives, reconnects and the telemetry and twin traffic of devices running firmware (whose pace the scenario does not state) scale with time"
+		}
+		return fmt.Sprintf("per-day and per-month figures are projections: the cost of each operation measured over %s, replayed at the scenario's schedule over 24 hours and 30-day months; %s, and each device's first connection is counted once a month", fmtDuration(d), timed)
 	}
 	return fmt.Sprintf("per-day and per-month figures are projections: bytes measured over %s, scaled to 24 hours and to 30-day months, except each device's first connection, which is counted once a month rather than scaled", fmtDuration(d))
 }
