@@ -29,8 +29,9 @@
 // A profile names its module as a path relative to the scenario, or as a
 // built-in example, example:c/sensornode.wasm or
 // example:assemblyscript/sensornode.wasm (package firmware/examples). sim
-// validate and sim run compile every module before any device starts. Then,
-// per device (package fleet):
+// validate and sim run compile every module before any device starts. A
+// profile's firmware_limits (memory, call_timeout) replace the default
+// Limits for its devices. Then, per device (package fleet):
 //
 //   - catmsim_init runs once the device first connects; catmsim_on_wake after
 //     each reconnection that ends a sleep the firmware asked for. A

@@ -59,7 +59,8 @@ func loadFirmware(ctx context.Context, p *scenarios.Plan) (*firmwares, error) {
 		wasm, err := readFirmware(pr.Firmware)
 		var m *firmware.Module
 		if err == nil {
-			m, err = firmware.Compile(ctx, wasm, firmware.Options{Cache: fw.cache})
+			lim := firmware.Limits{MemoryPages: uint32(pr.FirmwareLimits.Memory / (64 << 10)), CallTimeout: pr.FirmwareLimits.CallTimeout.D()}
+			m, err = firmware.Compile(ctx, wasm, firmware.Options{Cache: fw.cache, Limits: lim})
 		}
 		if err == nil {
 			fw.mods[pr.Name] = m

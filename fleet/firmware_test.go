@@ -351,3 +351,27 @@ func speedUp(h *hub.Hub, events <-chan hub.Event, ids []string) error {
 	}
 	return nil
 }
+
+// A profile's firmware_limits replace the defaults: a module whose memory
+// starts at 20 pages (1.25 MiB) runs when its profile allows 2 MB.
+func TestFirmwareLimitsFromTheProfile(t *testing.T) {
+	p := plan(t, `
+version: 1
+duration: 1s
+profiles:
+  node:
+    protocol: mqtt
+    link: `+fastLink+`
+    firmware: ../firmware/testdata/bigmemory.wasm
+    firmware_limits: {memory: 2MB, call_timeout: 2s}
+fleet:
+  - {name: nodes, profile: node, count: 1}
+`, scenarios.PlanOptions{})
+	res, err := Run(context.Background(), p, Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if f := res.Firmware; f.Instances != 1 || f.Failed != 0 || f.Memory != 20*64<<10 {
+		t.Fatalf("firmware %+v, want one healthy instance of 20 pages", f)
+	}
+}

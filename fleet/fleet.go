@@ -309,9 +309,10 @@ var perDeviceMemory = map[protocols.Protocol]uint64{
 }
 
 // firmwareMemory is what a device's firmware instance adds: about 105 KB for
-// the C example at 1,000 devices (BenchmarkFirmwareFleet), rounded up. A
-// module with more linear memory costs more; its instances are bounded by
-// firmware.DefaultMemoryPages.
+// the C example at 1,000 devices (BenchmarkFirmwareFleet), 64 KiB of it its
+// one page of linear memory, rounded up. A module that starts with or grows
+// to more memory, up to its profile's firmware_limits.memory, costs more than
+// the preflight can foresee.
 const firmwareMemory = 128 << 10
 
 func deviceMemory(pr *scenarios.PlanProfile) uint64 {

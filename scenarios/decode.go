@@ -244,7 +244,7 @@ func metaOf(t reflect.Type) *structMeta {
 		}
 		f := &fieldMeta{index: i, name: name, doc: sf.Tag.Get("doc"), typ: sf.Type,
 			min: sf.Tag.Get("min"), max: sf.Tag.Get("max"), gt: sf.Tag.Get("gt"), lt: sf.Tag.Get("lt"),
-			omitEmpty: strings.Contains(opts, "omitempty")}
+			omitEmpty: strings.Contains(opts, "omitempty") || strings.Contains(opts, "omitzero")}
 		_, f.req = sf.Tag.Lookup("req")
 		_, f.disc = sf.Tag.Lookup("disc")
 		if s := sf.Tag.Get("only"); s != "" {

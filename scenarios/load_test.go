@@ -420,3 +420,33 @@ func TestLinkBasesMatchNetwork(t *testing.T) {
 		t.Errorf("link base enum %v, network has %v", got, want)
 	}
 }
+
+func TestFirmwareLimits(t *testing.T) {
+	const head = "version: 1\nduration: 1m\nprofiles:\n  p:\n    protocol: mqtt\n"
+	const tail = "fleet:\n  - {name: g, profile: p, count: 1}\n"
+	tests := []struct {
+		name, profile, want string
+	}{
+		{"limits without firmware", "    firmware_limits: {memory: 1MB}\n",
+			"x.yaml:6:22: profiles.p.firmware_limits: bounds a firmware instance, but the profile names no firmware"},
+		{"memory not in whole pages", "    firmware: testdata/noop.wasm\n    firmware_limits: {memory: 100KB}\n",
+			"x.yaml:7:31: profiles.p.firmware_limits.memory: must be a whole number of 64 KiB wasm pages, such as 512KB or 1MB (got 100KB)"},
+		{"call timeout too long", "    firmware: testdata/noop.wasm\n    firmware_limits: {call_timeout: 5m}\n",
+			"profiles.p.firmware_limits.call_timeout: must be at most 60s"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			_, _, err := Parse("x.yaml", []byte(head+tt.profile+tail))
+			if err == nil || !strings.Contains(err.Error(), tt.want) {
+				t.Fatalf("got %v, want %q", err, tt.want)
+			}
+		})
+	}
+	s, _, err := Parse("x.yaml", []byte(head+"    firmware: testdata/noop.wasm\n    firmware_limits: {memory: 2MB}\n"+tail))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if l := s.Profiles["p"].FirmwareLimits; l.Memory != 2<<20 || l.CallTimeout.D() != time.Second {
+		t.Fatalf("limits %+v: memory as set, call_timeout its default", l)
+	}
+}

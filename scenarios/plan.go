@@ -212,6 +212,9 @@ func Compile(s *Scenario, opts PlanOptions) (*Plan, error) {
 	profIndex := map[string]int{}
 	for i, name := range s.ProfileNames() {
 		pp := PlanProfile{Name: name, Profile: *s.Profiles[name]}
+		if pp.Firmware == "" {
+			pp.FirmwareLimits = FirmwareLimits{} // nothing to bound: kept out of the plan
+		}
 		if pp.Firmware != "" && !filepath.IsAbs(pp.Firmware) && s.Dir != "" && !strings.HasPrefix(pp.Firmware, examples.Prefix) {
 			pp.Firmware = filepath.Join(s.Dir, pp.Firmware)
 		}

@@ -117,9 +117,23 @@ type Profile struct {
 
 	Behaviour *Behaviour `json:"behaviour,omitempty" doc:"What the device does, declaratively. Exclusive with firmware; a profile with neither connects and stays idle."`
 	Firmware  string     `json:"firmware,omitempty" doc:"A WebAssembly module to run as the device's firmware instead of a behaviour: a path relative to the scenario file, or a built-in example (example:c/sensornode.wasm, example:assemblyscript/sensornode.wasm)."`
+	// FirmwareLimits bound each device's firmware instance.
+	FirmwareLimits FirmwareLimits `json:"firmware_limits,omitzero" doc:"Limits of each device's firmware instance (with firmware only)."`
+}
+
+// FirmwareLimits bound one device's firmware instance; a module that goes
+// past them fails that device.
+type FirmwareLimits struct {
+	Memory      ByteSize `json:"memory" min:"64KB" max:"64MB" doc:"Most linear memory an instance may have, in whole 64 KiB wasm pages (512KB: about an ESP32's SRAM)."`
+	CallTimeout Duration `json:"call_timeout" gt:"0s" max:"60s" doc:"Longest one call into the firmware may run before it fails the device."`
+}
+
+func (l *FirmwareLimits) setDefaults() {
+	l.Memory, l.CallTimeout = 512<<10, Duration(time.Second)
 }
 
 func (p *Profile) setDefaults() {
+	p.FirmwareLimits.setDefaults()
 	p.Auth = AuthSAS
 	p.TokenTTL = Duration(time.Hour)
 	p.RenewAt = 0.8

@@ -345,6 +345,12 @@ func (v *validator) profile(path, name string, p *Profile) {
 	if p.DataPlan != nil && p.DataPlan.Size <= 0 && set("data_plan") {
 		v.errorf(join(path, "data_plan"), "must be positive (got %q)", p.DataPlan.String())
 	}
+	if p.Firmware == "" && set("firmware_limits") {
+		v.errorf(join(path, "firmware_limits"), "bounds a firmware instance, but the profile names no firmware")
+	}
+	if p.Firmware != "" && p.FirmwareLimits.Memory%(64<<10) != 0 {
+		v.errorf(join(join(path, "firmware_limits"), "memory"), "must be a whole number of 64 KiB wasm pages, such as 512KB or 1MB (got %s)", p.FirmwareLimits.Memory)
+	}
 	if p.Firmware != "" {
 		if p.Behaviour != nil {
 			v.errorf(join(path, "firmware"), "firmware and behaviour exclude each other: the firmware module decides what the device does")
