@@ -365,6 +365,12 @@ func (d *device) session(ctx context.Context) sessionEnd {
 	}
 	// The firmware's one timer, re-armed whenever the firmware sets it.
 	var fwT <-chan time.Time
+	var fwTimer *time.Timer
+	defer func() {
+		if fwTimer != nil {
+			fwTimer.Stop()
+		}
+	}()
 	var fwKick <-chan struct{}
 	var armed time.Time
 	rearm := func() {}
@@ -379,9 +385,12 @@ func (d *device) session(ctx context.Context) sessionEnd {
 				return
 			}
 			armed, fwT = at, nil
+			if fwTimer != nil {
+				fwTimer.Stop()
+			}
 			if !at.IsZero() {
-				c, t := timer(at)
-				fwT, timers = c, append(timers, t)
+				fwTimer = time.NewTimer(time.Until(at))
+				fwT = fwTimer.C
 			}
 		}
 		if end, stop := d.fwFlush(ctx); stop {
