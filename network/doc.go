@@ -26,7 +26,9 @@
 // One [Link] per device holds the radio; a [Dialer] opens that device's
 // connections; every byte lands in the device's [Ledger] under one [Layer],
 // [Direction] and [Class]. The payload layer is filled by the protocol clients
-// ([Ledger.AddPayload]): only they know where a body starts.
+// ([Ledger.AddPayload]): only they know where a body starts. They count a body
+// once its operation succeeded, so the payload layer is what was delivered;
+// a failed send's bytes show at the lower layers only.
 //
 // # Time
 //
