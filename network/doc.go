@@ -26,9 +26,9 @@
 // One [Link] per device holds the radio; a [Dialer] opens that device's
 // connections; every byte lands in the device's [Ledger] under one [Layer],
 // [Direction] and [Class]. The payload layer is filled by the protocol clients
-// ([Ledger.AddPayload]): only they know where a body starts. They count a body
-// once its operation succeeded, so the payload layer is what was delivered;
-// a failed send's bytes show at the lower layers only.
+// ([Ledger.AddPayload]): only they know where a body starts. The MQTT and AMQP
+// clients count a telemetry body once the hub acknowledged it, the HTTPS ones
+// once the request went out (reports/SCHEMA.md).
 //
 // # Time
 //
