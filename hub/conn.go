@@ -100,12 +100,14 @@ func (c *Conn) Principal() *Principal { return c.principal }
 func (c *Conn) Protocol() Protocol { return c.proto }
 
 // armExpiry closes the connection when a SAS token expires: D-SAS, "when the
-// token expires, the IoT hub severs the device connection".
+// token expires, the IoT hub severs the device connection". se is in whole
+// seconds and a token verifies through the second it names (sas.CheckExpiry),
+// so the connection ends when that second does.
 func (c *Conn) armExpiry(exp time.Time) {
 	if exp.IsZero() {
 		return
 	}
-	d := exp.Sub(c.h.now())
+	d := exp.Truncate(time.Second).Add(time.Second).Sub(c.h.now())
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if c.expiry != nil {

@@ -204,7 +204,8 @@ func TestOneConnectionPerIdentity(t *testing.T) {
 func TestTokenExpiryClosesConnection(t *testing.T) {
 	h := newTestHub(t, nil)
 	id := iothub.Identity{DeviceID: "dev1"}
-	// se is whole seconds, so a token "one second from now" expires within 2 s.
+	// se is whole seconds and valid through its second, so a token "one second
+	// from now" ends the connection within 3 s.
 	p, err := h.Authenticate(id, Credentials{Token: deviceToken(h, id, time.Second)})
 	if err != nil {
 		t.Fatal(err)
