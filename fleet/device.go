@@ -376,8 +376,17 @@ func (d *device) session(ctx context.Context) sessionEnd {
 	rearm := func() {}
 	if d.fw != nil {
 		fwKick = d.fw.kick
+		booting := !d.fw.started
 		if !d.fwStart(ctx) {
 			return d.fwFailed()
+		}
+		if booting {
+			// What the firmware's init sends recurs only when the device
+			// restarts: projections count it once, like the first
+			// connection. It is counted as queued, so that a send still in
+			// flight when the run ends counts too.
+			sent, patches := d.fw.queued()
+			d.m.SetSetup(map[metrics.Count]uint64{metrics.D2CSent: sent, metrics.TwinOps: patches})
 		}
 		rearm = func() {
 			at := d.fw.timer()

@@ -357,6 +357,21 @@ func (d *device) fwFlush(ctx context.Context) (sessionEnd, bool) {
 	}
 }
 
+// queued counts the telemetry messages and reported patches waiting in the
+// outbox.
+func (fw *fwDevice) queued() (telemetry, patches uint64) {
+	fw.mu.Lock()
+	defer fw.mu.Unlock()
+	for _, a := range fw.outbox {
+		if a.msg != nil {
+			telemetry++
+		} else {
+			patches++
+		}
+	}
+	return telemetry, patches
+}
+
 // fwTimer is when the firmware's timer fires (zero: not armed).
 func (fw *fwDevice) timer() time.Time {
 	fw.mu.Lock()

@@ -255,6 +255,29 @@ type Device struct {
 	errMu  sync.Mutex
 	errs   map[string]uint64
 	last   string // the last error's text, for the report's device table
+	setup  atomic.Pointer[[numCounts]uint64]
+}
+
+// SetSetup records how many of the device's operations, by counter, its
+// start-up performed and recur only when it restarts — what a firmware sends
+// from its init — so that projections count their share of the bytes once,
+// as they count the first connection, rather than scale it with time.
+func (d *Device) SetSetup(ops map[Count]uint64) {
+	var t [numCounts]uint64
+	for c, n := range ops {
+		if c >= 0 && c < numCounts {
+			t[c] = n
+		}
+	}
+	d.setup.Store(&t)
+}
+
+// Setup returns the operations SetSetup recorded, by counter, if any.
+func (d *Device) Setup() (ops [numCounts]uint64, ok bool) {
+	if t := d.setup.Load(); t != nil {
+		return *t, true
+	}
+	return ops, false
 }
 
 // Ledger is the device's byte ledger.

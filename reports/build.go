@@ -93,6 +93,10 @@ func deviceRow(row *DeviceRow, d *metrics.Device, elapsed time.Duration) {
 			row.Connections[ri] = snap.Conns(network.ConnReason(ri))
 		}
 	}
+	if setup, ok := d.Setup(); ok {
+		row.Setup = &CountTable{}
+		copy(row.Setup[:], setup[:])
+	}
 	for _, c := range metrics.Counts() {
 		row.Counts[c] = d.Get(c)
 	}

@@ -167,6 +167,11 @@ type DeviceRow struct {
 	Bytes       ByteTable         `json:"bytes"`
 	Connections ConnTable         `json:"connections"`
 	Counts      CountTable        `json:"counts"`
+	// Setup counts the operations of Counts that the device's start-up
+	// performed and that recur only when it restarts (what a firmware sent
+	// from its init); projections count their share of the bytes once a
+	// month. Nil when nothing was set apart.
+	Setup *CountTable `json:"setup_counts,omitempty"`
 	Errors      map[string]uint64 `json:"errors,omitempty"`
 	LastError   string            `json:"last_error,omitempty"`
 	LastAcked   int64             `json:"last_acked,omitempty"`

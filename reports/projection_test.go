@@ -96,3 +96,33 @@ func TestFirmwareTrafficScalesWithTime(t *testing.T) {
 		t.Errorf("C2D per day %.0f, want %.0f (replayed at the schedule)", got, want)
 	}
 }
+
+// TestSetupOperationsAreCountedOnce checks that the operations a device set
+// apart as its start-up (a firmware's boot report) take their share of their
+// class's bytes once a month, and only the rest is scaled with time.
+func TestSetupOperationsAreCountedOnce(t *testing.T) {
+	d := &DeviceRow{Elapsed: 10 * time.Minute} // a day is 144 times as long
+	d.Connections[network.ReasonInitial] = 1
+	d.Bytes[network.LayerIP][network.Up][network.ClassTwin] = 4 * 200
+	d.Counts[metrics.TwinOps] = 4
+	d.Setup = &CountTable{}
+	d.Setup[metrics.TwinOps] = 1 // the boot report
+	project(d, nil, &Schedule{Firmware: true})
+	if got, want := projectedCell(d, network.LayerIP, network.Up, network.ClassTwin), 200.0/30+3*200*144; math.Abs(got-want) > 1e-9 {
+		t.Fatalf("twin per day %.2f, want %.2f: the boot report once a month, the rest scaled", got, want)
+	}
+}
+
+// A start-up operation still in flight when the run ended has bytes and no
+// count yet: its class's bytes are all start-up.
+func TestSetupInFlightIsCountedOnce(t *testing.T) {
+	d := &DeviceRow{Elapsed: 2 * time.Second}
+	d.Connections[network.ReasonInitial] = 1
+	d.Bytes[network.LayerIP][network.Up][network.ClassTwin] = 167
+	d.Setup = &CountTable{}
+	d.Setup[metrics.TwinOps] = 1
+	project(d, nil, &Schedule{Firmware: true})
+	if got, want := projectedCell(d, network.LayerIP, network.Up, network.ClassTwin), 167.0/30; math.Abs(got-want) > 1e-9 {
+		t.Fatalf("twin per day %.2f, want %.2f", got, want)
+	}
+}

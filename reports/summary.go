@@ -291,11 +291,15 @@ func projectedCell(d *DeviceRow, l network.Layer, dir network.Direction, c netwo
 //     renewals scale with the measured time; so does everything when the
 //     report has no schedule (but the first connection), and the telemetry
 //     and twin traffic of devices that run firmware, whose pace only the
-//     firmware knows (a firmware's one-off reports are then over-projected
-//     from a short run: run several of its intervals).
+//     firmware knows (beyond what it sent from its init, below, one-off
+//     reports are then over-projected from a short run: run several of its
+//     intervals).
 //   - The bytes of an operation class the run never performed (the link
 //     attach and credit of a twin or method link that carried no request, a
 //     subscription) are set-up, treated as the first connection's.
+//   - The operations the device set apart as its start-up (DeviceRow.Setup:
+//     what a firmware sent from its init) take their share of their class's
+//     bytes, counted once a month; the rules above apply to the rest.
 func projectCells(d *DeviceRow, s *Schedule) {
 	var cells [numLayers][numDirections][numClasses]float64
 	d.Projected.cells = &cells
@@ -330,28 +334,55 @@ func projectCells(d *DeviceRow, s *Schedule) {
 				v := float64(d.Bytes[l][dir][c])
 				cl := network.Class(c)
 				ops, perDay := rate(cl)
+				if share := setupShare(d, cl); share > 0 {
+					cells[l][dir][c] = v * share / daysPerMonth
+					v -= v * share
+					ops -= ops * share
+				}
 				switch {
 				case v == 0:
 				case sched.Firmware && (cl == network.ClassTelemetry || cl == network.ClassTwin):
-					cells[l][dir][c] = v * f
+					cells[l][dir][c] += v * f
 				case ops > 0 && perDay > 0:
-					cells[l][dir][c] = v / ops * perDay
+					cells[l][dir][c] += v / ops * perDay
 				case timeScaled(cl) || initial == 0 || s == nil && cl != network.ClassConnect:
-					cells[l][dir][c] = v * f
+					cells[l][dir][c] += v * f
 				case sched.Connections > 0:
 					// Connections are part of the work: replay each at the
 					// schedule's rate.
-					cells[l][dir][c] = v / initial * sched.Connections
+					cells[l][dir][c] += v / initial * sched.Connections
 				default:
 					// Set-up bytes (connect, and the link and subscription
 					// traffic of operations the run never performed): one
 					// connection's worth is a one-off, the rest recurs.
 					oneOff := v / initial
-					cells[l][dir][c] = (v-oneOff)*f + oneOff/daysPerMonth
+					cells[l][dir][c] += (v-oneOff)*f + oneOff/daysPerMonth
 				}
 			}
 		}
 	}
+}
+
+// setupShare is the fraction of a class's bytes that the device's start-up
+// spent: its share of the class's operations.
+func setupShare(d *DeviceRow, c network.Class) float64 {
+	if d.Setup == nil {
+		return 0
+	}
+	var setup, all uint64
+	switch c {
+	case network.ClassTelemetry:
+		setup, all = d.Setup.Get(metrics.D2CSent), d.Counts.Get(metrics.D2CSent)
+	case network.ClassTwin:
+		setup, all = d.Setup.Get(metrics.TwinOps), d.Counts.Get(metrics.TwinOps)+d.Counts.Get(metrics.DesiredUpdates)
+	}
+	switch {
+	case setup == 0:
+		return 0
+	case all == 0:
+		return 1 // the start-up's operations were still in flight at the end
+	}
+	return min(1, float64(setup)/float64(all))
 }
 
 // timeScaled reports the classes whose bytes recur with time rather than with
