@@ -163,20 +163,20 @@ type DeviceRow struct {
 	State    string `json:"state"`
 	// Elapsed is how long the device's run measured; its bytes per day are
 	// its bytes scaled from Elapsed to 24 hours.
-	Elapsed     time.Duration     `json:"elapsed_ns"`
-	Bytes       ByteTable         `json:"bytes"`
-	Connections ConnTable         `json:"connections"`
-	Counts      CountTable        `json:"counts"`
+	Elapsed     time.Duration `json:"elapsed_ns"`
+	Bytes       ByteTable     `json:"bytes"`
+	Connections ConnTable     `json:"connections"`
+	Counts      CountTable    `json:"counts"`
 	// Setup counts the operations of Counts that the device's start-up
 	// performed and that recur only when it restarts (what a firmware sent
 	// from its init); projections count their share of the bytes once a
 	// month. Nil when nothing was set apart.
-	Setup *CountTable `json:"setup_counts,omitempty"`
-	Errors      map[string]uint64 `json:"errors,omitempty"`
-	LastError   string            `json:"last_error,omitempty"`
-	LastAcked   int64             `json:"last_acked,omitempty"`
-	Energy      *Energy           `json:"energy,omitempty"`
-	Projected   DeviceProjection  `json:"projected"`
+	Setup     *CountTable       `json:"setup_counts,omitempty"`
+	Errors    map[string]uint64 `json:"errors,omitempty"`
+	LastError string            `json:"last_error,omitempty"`
+	LastAcked int64             `json:"last_acked,omitempty"`
+	Energy    *Energy           `json:"energy,omitempty"`
+	Projected DeviceProjection  `json:"projected"`
 }
 
 // Energy is a device's radio energy as its link measured it.
