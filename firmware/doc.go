@@ -48,6 +48,9 @@
 //     cost the same bytes.
 //   - The timer fires only while the device is connected: one that comes due
 //     while it reconnects fires once it is back.
+//   - Reports cannot know a firmware's pace, so its telemetry and twin bytes
+//     are projected with the measured time, except what catmsim_init sent,
+//     which recurs only when the device restarts and is counted once a month.
 //   - A device subscribes to C2D, methods and desired properties only when its
 //     module has the handler and the scenario's cloud drivers send it that
 //     kind; HTTPS devices poll for C2D only when the module handles it.
