@@ -108,21 +108,24 @@ func CheckFirmware(ctx context.Context, p *scenarios.Plan) error {
 }
 
 // fwDevice is a device's firmware and what the firmware asked of it. The
-// instance runs its calls one at a time; the fields below are shared between
-// the device's goroutine and the protocol client's handlers, under mu.
+// instance runs its calls one at a time, from the device's goroutine and from
+// the protocol client's handlers.
 type fwDevice struct {
 	in      *firmware.Instance
 	handles firmware.Handlers
 	kick    chan struct{} // the device has firmware work to do
-	started bool          // catmsim_init has run
-	woke    bool          // the device reconnected after a firmware sleep
-	sent    int64         // telemetry messages the hub acknowledged
 	canTwin bool
+
+	// The device's goroutine alone uses these.
+	started bool  // catmsim_init has run
+	woke    bool  // the device reconnected after a firmware sleep
+	sent    int64 // telemetry messages handed to the client: the next sequence number
 
 	connected atomic.Bool
 	memory    atomic.Int64 // linear memory when the instance was closed
 	sensors   sensors
 
+	// What the firmware asked for, from whichever goroutine called it.
 	mu       sync.Mutex
 	outbox   []fwAction
 	timerAt  time.Time     // zero: no timer armed
