@@ -9,10 +9,8 @@ import (
 	"fmt"
 	"io"
 	"os"
-	"os/exec"
 	"runtime"
 	"strconv"
-	"sync"
 	"testing"
 	"time"
 
@@ -67,89 +65,9 @@ func BenchmarkAMQPFleet(b *testing.B) {
 }
 
 func runAMQPFleetBench(b *testing.B, devices int) {
-	cmd := exec.Command(os.Args[0], "-test.run=^TestAMQPBenchChild$")
-	cmd.Env = append(os.Environ(), amqpBenchChildEnv+"=1")
-	stdin, _ := cmd.StdinPipe()
-	stdout, _ := cmd.StdoutPipe()
-	cmd.Stderr = os.Stderr
-	if err := cmd.Start(); err != nil {
-		b.Fatal(err)
-	}
-	defer func() {
-		stdin.Close()
-		_ = cmd.Wait()
-	}()
-	out := bufio.NewReader(stdout)
-	line, err := out.ReadString('\n')
-	if err != nil {
-		b.Fatalf("emulator child: %v", err)
-	}
-	var info map[string]string
-	if err := json.Unmarshal([]byte(line), &info); err != nil {
-		b.Fatal(err)
-	}
-	pool := x509.NewCertPool()
-	pool.AppendCertsFromPEM([]byte(info["ca"]))
-	stats := func() childStats {
-		if _, err := io.WriteString(stdin, "stats\n"); err != nil {
-			b.Fatal(err)
-		}
-		line, err := out.ReadString('\n')
-		if err != nil {
-			b.Fatal(err)
-		}
-		var st childStats
-		if err := json.Unmarshal([]byte(line), &st); err != nil {
-			b.Fatal(err)
-		}
-		return st
-	}
-	before := stats()
-
-	b.ResetTimer()
-	start := time.Now()
-	conns := make([]*amqp.Conn, devices)
-	sem := make(chan struct{}, 32)
-	var wg sync.WaitGroup
-	errs := make(chan error, devices)
-	for i := range conns {
-		wg.Add(1)
-		sem <- struct{}{}
-		go func(i int) {
-			defer wg.Done()
-			defer func() { <-sem }()
-			c, err := amqpBenchDevice("127.0.0.1:"+info["port"], pool, fmt.Sprintf("bench-%04d", i))
-			if err != nil {
-				errs <- err
-				return
-			}
-			conns[i] = c
-		}(i)
-	}
-	wg.Wait()
-	elapsed := time.Since(start)
-	b.StopTimer()
-	close(errs)
-	for err := range errs {
-		b.Fatal(err)
-	}
-	defer func() {
-		for _, c := range conns {
-			c.Close()
-		}
-	}()
-	after := stats()
-	if after.Stored != devices {
-		b.Fatalf("the store holds %d messages, want %d", after.Stored, devices)
-	}
-	if after.Connections != uint64(devices) {
-		b.Fatalf("%d live device connections, want %d", after.Connections, devices)
-	}
-	per := func(a, b uint64) float64 { return (float64(a) - float64(b)) / float64(devices) }
-	b.ReportMetric(per(after.HeapInuse, before.HeapInuse), "heap-B/conn")
-	b.ReportMetric(per(after.RSS, before.RSS), "rss-B/conn")
-	b.ReportMetric(float64(after.Goroutines-before.Goroutines)/float64(devices), "goroutines/conn")
-	b.ReportMetric(float64(devices)/elapsed.Seconds(), "conns/s")
+	fleetBench(b, devices, "^TestAMQPBenchChild$", amqpBenchChildEnv, func(addr string, pool *x509.CertPool, id string) (io.Closer, error) {
+		return amqpBenchDevice(addr, pool, id)
+	})
 }
 
 // amqpBenchDevice connects one device with SASL PLAIN, sends one message on

@@ -94,8 +94,19 @@ func BenchmarkMQTTFleet(b *testing.B) {
 }
 
 func runFleetBench(b *testing.B, devices int) {
-	cmd := exec.Command(os.Args[0], "-test.run=^$")
-	cmd.Env = append(os.Environ(), benchChildEnv+"=1")
+	fleetBench(b, devices, "^$", benchChildEnv, func(addr string, pool *x509.CertPool, id string) (io.Closer, error) {
+		return rawDevice(addr, pool, id)
+	})
+}
+
+// fleetBench starts the emulator in a child process (this test binary run
+// with -test.run=childRun and childEnv=1), connects devices to it with dial,
+// up to 32 at a time, checks that the store holds one message per device and
+// that every connection is live, and reports the emulator's memory and
+// goroutines per connection and the connection rate.
+func fleetBench(b *testing.B, devices int, childRun, childEnv string, dial func(addr string, pool *x509.CertPool, id string) (io.Closer, error)) {
+	cmd := exec.Command(os.Args[0], "-test.run="+childRun)
+	cmd.Env = append(os.Environ(), childEnv+"=1")
 	stdin, _ := cmd.StdinPipe()
 	stdout, _ := cmd.StdoutPipe()
 	cmd.Stderr = os.Stderr
@@ -135,7 +146,7 @@ func runFleetBench(b *testing.B, devices int) {
 
 	b.ResetTimer()
 	start := time.Now()
-	conns := make([]*tls.Conn, devices)
+	conns := make([]io.Closer, devices)
 	sem := make(chan struct{}, 32)
 	var wg sync.WaitGroup
 	errs := make(chan error, devices)
@@ -145,7 +156,7 @@ func runFleetBench(b *testing.B, devices int) {
 		go func(i int) {
 			defer wg.Done()
 			defer func() { <-sem }()
-			c, err := rawDevice("127.0.0.1:"+info["port"], pool, fmt.Sprintf("bench-%04d", i))
+			c, err := dial("127.0.0.1:"+info["port"], pool, fmt.Sprintf("bench-%04d", i))
 			if err != nil {
 				errs <- err
 				return
@@ -170,7 +181,7 @@ func runFleetBench(b *testing.B, devices int) {
 		b.Fatalf("the store holds %d messages, want %d", after.Stored, devices)
 	}
 	if after.Connections != uint64(devices) {
-		b.Fatalf("%d live connections, want %d", after.Connections, devices)
+		b.Fatalf("%d live device connections, want %d", after.Connections, devices)
 	}
 	per := func(a, b uint64) float64 { return (float64(a) - float64(b)) / float64(devices) }
 	b.ReportMetric(per(after.HeapInuse, before.HeapInuse), "heap-B/conn")
